@@ -1,0 +1,1 @@
+"""The ``ragsift`` command. One module per subcommand group, each exposing ``register``."""

@@ -1,0 +1,53 @@
+"""Exceptions raised by ragsift. Each says what was wrong, where, and what to do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class RagsiftError(Exception):
+    """Base class of every error ragsift raises on purpose."""
+
+
+class DataFormatError(RagsiftError, ValueError):
+    """Malformed input data, located by file, line number and field.
+
+    Example:
+        >>> str(DataFormatError("corpus.jsonl", 3, "_id", "missing field"))
+        'corpus.jsonl, line 3, field "_id": missing field'
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        line: int | None,
+        field: str | None,
+        message: str,
+    ) -> None:
+        self.path = str(path)
+        self.line = line
+        self.field = field
+        self.message = message
+        where = self.path
+        if line is not None:
+            where += f", line {line}"
+        if field is not None:
+            where += f', field "{field}"'
+        super().__init__(f"{where}: {message}")
+
+
+class ModelNotFoundError(RagsiftError, OSError):
+    """A model name that is neither a local folder, a packaged model nor a reachable hub id."""
+
+
+class IndexMismatchError(RagsiftError, ValueError):
+    """A saved index loaded with settings (model, format) other than the ones it was built with."""
+
+
+class MissingExtraError(RagsiftError, ImportError):
+    """An optional dependency is missing; the message names the pip extra that provides it."""
+
+    def __init__(self, module: str, extra: str) -> None:
+        super().__init__(
+            f"this feature needs the package '{module}': pip install 'ragsift[{extra}]'"
+        )

@@ -1,0 +1,111 @@
+"""The CLI contract, run in-process through ``ragsift.cli.main.main``."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ragsift.cli.main import main
+from ragsift.data.beir import load_beir
+from ragsift.data.trec import read_run
+from ragsift.evaluate import evaluate
+from ragsift.retrieve import BM25Retriever
+
+
+def test_search_bm25_writes_the_run_bm25_gives(tiny_beir, tmp_path):
+    out = tmp_path / "bm25.trec"
+    assert main(["search", "--data", str(tiny_beir), "--split", "test", "--retriever", "bm25",
+                 "--k", "100", "--out", str(out)]) == 0
+    data = load_beir(tiny_beir)
+    reference = BM25Retriever()
+    reference.index(data.corpus)
+    expected = reference.search(data.queries, 100)
+    got = read_run(out)
+    assert got.keys() == expected.keys()
+    for qid in expected:
+        assert list(got[qid]) == list(expected[qid])
+    line = out.read_text().splitlines()[0].split()
+    assert len(line) == 6 and line[1] == "Q0" and line[3] == "1" and line[5] == "ragsift"
+
+
+def test_search_dense_and_hybrid_with_local_model(tiny_beir, tmp_path, tiny_model_dir):
+    for spec, name in ((f"dense:{tiny_model_dir}", "dense"),
+                       (f"hybrid:bm25+dense:{tiny_model_dir}", "hybrid")):
+        out = tmp_path / f"{name}.trec"
+        assert main(["search", "--data", str(tiny_beir), "--retriever", spec, "--k", "5",
+                     "--out", str(out)]) == 0
+        run = read_run(out)
+        assert set(run) == {"q1", "q2", "q3", "q4", "q5"}
+        assert all(len(docs) == 5 for docs in run.values())
+    convex = tmp_path / "convex.trec"
+    assert main(["search", "--data", str(tiny_beir), "--retriever",
+                 f"hybrid:bm25+dense:{tiny_model_dir}", "--fusion", "convex", "--weights",
+                 "0.7,0.3", "--k", "5", "--out", str(convex)]) == 0
+    assert read_run(convex) != read_run(tmp_path / "hybrid.trec")
+
+
+def test_index_then_search_index_equals_direct_search(tiny_beir, tmp_path):
+    assert main(["index", "--data", str(tiny_beir), "--retriever", "bm25:bm25l",
+                 "--out", str(tmp_path / "idx")]) == 0
+    main(["search", "--data", str(tiny_beir), "--index", str(tmp_path / "idx"),
+          "--out", str(tmp_path / "a.trec")])
+    main(["search", "--data", str(tiny_beir), "--retriever", "bm25:bm25l",
+          "--out", str(tmp_path / "b.trec")])
+    assert (tmp_path / "a.trec").read_text() == (tmp_path / "b.trec").read_text()
+
+
+def test_evaluate_table_json_and_significance(tiny_beir, tmp_path, capsys):
+    qrels = str(tiny_beir / "qrels" / "test.tsv")
+    main(["search", "--data", str(tiny_beir), "--retriever", "bm25", "--out",
+          str(tmp_path / "a.trec")])
+    main(["search", "--data", str(tiny_beir), "--retriever", "bm25", "--stemmer", "none",
+          "--out", str(tmp_path / "b.trec")])
+    capsys.readouterr()
+    assert main(["evaluate", "--qrels", qrels, str(tmp_path / "a.trec"), str(tmp_path / "b.trec"),
+                 "--metrics", "ndcg@10,recall@100", "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    expected = evaluate(load_beir(tiny_beir).qrels, read_run(tmp_path / "a.trec"),
+                        ["ndcg@10", "recall@100"]).mean
+    assert payload["runs"][str(tmp_path / "a.trec")]["mean"] == pytest.approx(expected)
+    assert {c["metric"] for c in payload["comparisons"]} == {"ndcg@10", "recall@100"}
+    assert main(["evaluate", "--qrels", qrels, str(tmp_path / "a.trec")]) == 0
+    table = capsys.readouterr().out
+    assert "| run " in table and "ndcg@10" in table and "a.trec" in table
+
+
+def test_bad_input_exits_1_naming_file_and_line(tiny_beir, tmp_path, capsys):
+    with open(tiny_beir / "corpus.jsonl", "a") as f:
+        f.write('{"_id": "d9", "title": "no text"}\n')
+    code = main(["search", "--data", str(tiny_beir), "--retriever", "bm25",
+                 "--out", str(tmp_path / "x.trec")])
+    err = capsys.readouterr().err
+    assert code == 1 and "corpus.jsonl, line 9" in err and '"text"' in err
+    assert not (tmp_path / "x.trec").exists()
+
+
+@pytest.mark.parametrize("spec", ["bm24", "dense", "hybrid:bm25", "bm25:okapi"])
+def test_bad_specs_are_usage_errors(tiny_beir, tmp_path, spec):
+    with pytest.raises(SystemExit) as info:
+        main(["search", "--data", str(tiny_beir), "--retriever", spec,
+              "--out", str(tmp_path / "x.trec")])
+    assert info.value.code == 2
+
+
+def test_help_everywhere(capsys):
+    for command in ([], ["search"], ["evaluate"], ["index"], ["demo"], ["datasets"]):
+        with pytest.raises(SystemExit) as info:
+            main([*command, "--help"])
+        assert info.value.code == 0
+        assert "usage: ragsift" in capsys.readouterr().out
+
+
+def test_demo_with_a_local_model(tmp_path, tiny_model_dir, capsys):
+    assert main(["demo", "--model", str(tiny_model_dir), "--queries", "30", "--documents",
+                 "120", "--out", str(tmp_path / "demo")]) == 0
+    out = capsys.readouterr().out
+    for label in ("bm25", "dense:", "hybrid-rrf", "hybrid-convex", "ndcg@10"):
+        assert label in out
+    summary = json.loads((tmp_path / "demo" / "metrics.json").read_text())
+    assert summary["queries"] == 30 and summary["documents"] == 120
+    assert 0.0 < summary["metrics"]["bm25"]["ndcg@10"] <= 1.0
