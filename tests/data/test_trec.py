@@ -22,7 +22,7 @@ def test_run_errors(tmp_path):
     with pytest.raises(DataFormatError, match="6 columns"):
         read_run(path)
     path.write_text("q1 Q0 d1 1 0.5 t\nq1 Q0 d1 2 0.4 t\n")
-    with pytest.raises(DataFormatError, match="twice"):
+    with pytest.raises(DataFormatError, match="appears twice"):
         read_run(path)
 
 

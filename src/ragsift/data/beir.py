@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ragsift.data.jsonl import field_id, field_str, open_text, read_jsonl
+from ragsift.data.jsonl import add_unique, field_id, field_str, open_text, read_jsonl
 from ragsift.errors import DataFormatError
 from ragsift.types import Corpus, Document, Qrels, Queries
 
@@ -120,12 +120,7 @@ def load_qrels(path: str | Path) -> Qrels:
             if not qid or not doc_id:
                 field = "query-id" if not qid else "corpus-id"
                 raise DataFormatError(path, line_no, field, "empty id")
-            judged = qrels.setdefault(qid, {})
-            if doc_id in judged:
-                raise DataFormatError(
-                    path, line_no, "corpus-id", f"duplicate judgement for ({qid!r}, {doc_id!r})"
-                )
-            judged[doc_id] = relevance
+            add_unique(qrels, qid, doc_id, relevance, path, line_no, "corpus-id")
     return qrels
 
 

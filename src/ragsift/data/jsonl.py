@@ -86,6 +86,17 @@ def field_list(
     return value
 
 
+def add_unique(
+    table: dict[str, dict], qid: str, doc_id: str, value: Any, path: str | Path, line: int,
+    field: str,
+) -> None:
+    """Set ``table[qid][doc_id] = value``; a (qid, doc_id) pair seen before is an error."""
+    row = table.setdefault(qid, {})
+    if doc_id in row:
+        raise DataFormatError(path, line, field, f"({qid!r}, {doc_id!r}) appears twice")
+    row[doc_id] = value
+
+
 def _type_name(item: type | tuple[type, ...]) -> str:
     if isinstance(item, tuple):
         return " or ".join(t.__name__ for t in item)

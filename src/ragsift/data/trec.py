@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ragsift.atomic import atomic_file
-from ragsift.data.jsonl import open_text
+from ragsift.data.jsonl import add_unique, open_text
 from ragsift.errors import DataFormatError
 from ragsift.types import Qrels, Run, ranked
 
@@ -34,12 +34,7 @@ def read_run(path: str | Path) -> Run:
                 value = float(score)
             except ValueError:
                 raise DataFormatError(path, line_no, "score", f"not a number: {score!r}") from None
-            scores = run.setdefault(qid, {})
-            if doc_id in scores:
-                raise DataFormatError(
-                    path, line_no, "docid", f"document {doc_id!r} appears twice for query {qid!r}"
-                )
-            scores[doc_id] = value
+            add_unique(run, qid, doc_id, value, path, line_no, "docid")
     return run
 
 
@@ -73,12 +68,7 @@ def read_qrels(path: str | Path) -> Qrels:
                 raise DataFormatError(
                     path, line_no, "relevance", f"expected an integer, got {rel!r}"
                 ) from None
-            judged = qrels.setdefault(qid, {})
-            if doc_id in judged:
-                raise DataFormatError(
-                    path, line_no, "docid", f"duplicate judgement for ({qid!r}, {doc_id!r})"
-                )
-            judged[doc_id] = relevance
+            add_unique(qrels, qid, doc_id, relevance, path, line_no, "docid")
     return qrels
 
 
