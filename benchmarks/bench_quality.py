@@ -8,27 +8,24 @@ For each dataset: nDCG@10 and Recall@100 of
 - ragsift hybrid (RRF k=60 over the top 100 of each; convex min-max) vs RRF of the peers' runs.
 
 Usage:
-    python benchmarks/bench_quality.py [--data DIR ...] [--split test] [--out FILE.json]
-Default datasets: every BEIR folder under ../shared/datasets with the split.
+    python -m benchmarks.bench_quality [--data DIR ...] [--split test] [--out FILE.json]
+Default datasets: every BEIR folder under ../shared/datasets with the split (see common.py).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import time
-from pathlib import Path
 
 import numpy as np
 
-from ragsift.data.beir import BeirDataset, load_beir
+from benchmarks.common import add_dataset_arguments, datasets, report
+from ragsift.data.beir import BeirDataset
 from ragsift.evaluate import evaluate
-from ragsift.report import markdown_table
 from ragsift.retrieve import BM25Retriever, DenseRetriever
 from ragsift.retrieve.fusion import convex, rrf
 from ragsift.types import Run, top_k
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 METRICS = ("ndcg@10", "recall@100")
 
 
@@ -79,8 +76,7 @@ def ragsift_runs(data: BeirDataset, model: str = "minilm-l6", k: int = 100) -> d
     return runs
 
 
-def benchmark(folder: Path, split: str) -> dict:
-    data = load_beir(folder, split)
+def benchmark(name: str, data: BeirDataset) -> dict:
     start = time.perf_counter()
     ours = ragsift_runs(data)
     ours_s = time.perf_counter() - start
@@ -90,35 +86,28 @@ def benchmark(folder: Path, split: str) -> dict:
     peers_s = time.perf_counter() - start
     score = lambda run: evaluate(data.qrels, run, METRICS).mean  # noqa: E731
     return {
-        "dataset": folder.name, "documents": len(data.corpus), "queries": len(data.queries),
-        "ragsift": {name: score(run) for name, run in ours.items()},
-        "peers": {name: score(run) for name, run in peers.items()},
+        "dataset": name, "documents": len(data.corpus), "queries": len(data.queries),
+        "ragsift": {label: score(run) for label, run in ours.items()},
+        "peers": {label: score(run) for label, run in peers.items()},
         "seconds": {"ragsift": ours_s, "peers": peers_s},
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", action="append", type=Path, help="BEIR folder (repeatable)")
-    parser.add_argument("--split", default="test")
-    parser.add_argument("--out", type=Path, help="also write the JSON here")
+    add_dataset_arguments(parser)
     args = parser.parse_args()
-    folders = args.data or sorted(p for p in SHARED.glob("*")
-                                  if (p / "qrels" / f"{args.split}.tsv").is_file())
-    results = [benchmark(folder, args.split) for folder in folders]
-    print(json.dumps(results, indent=2))
-    if args.out:
-        args.out.write_text(json.dumps(results, indent=2))
+    results = [benchmark(name, data) for name, data in datasets(args)]
     rows = []
     for r in results:
-        for name in ("bm25", "dense", "hybrid-rrf"):
-            ours, peer = r["ragsift"][name]["ndcg@10"], r["peers"][name]["ndcg@10"]
-            rows.append([r["dataset"], name, ours, peer, ours - peer,
-                         r["ragsift"][name]["recall@100"], r["peers"][name]["recall@100"]])
+        for label in ("bm25", "dense", "hybrid-rrf"):
+            ours, peer = r["ragsift"][label]["ndcg@10"], r["peers"][label]["ndcg@10"]
+            rows.append([r["dataset"], label, ours, peer, ours - peer,
+                         r["ragsift"][label]["recall@100"], r["peers"][label]["recall@100"]])
         rows.append([r["dataset"], "hybrid-convex", r["ragsift"]["hybrid-convex"]["ndcg@10"],
                      "-", "-", r["ragsift"]["hybrid-convex"]["recall@100"], "-"])
-    print(markdown_table(["dataset", "run", "ragsift ndcg@10", "peer ndcg@10", "diff",
-                          "ragsift R@100", "peer R@100"], rows))
+    report(results, ["dataset", "run", "ragsift ndcg@10", "peer ndcg@10", "diff",
+                     "ragsift R@100", "peer R@100"], rows, args.out)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ judged documents plus ``RAGSIFT_SLOW_DOCS`` others (unset: the full test split).
 from __future__ import annotations
 
 import os
-import random
 
 import pytest
 
@@ -20,19 +19,12 @@ pytestmark = pytest.mark.slow
 
 
 def sliced(folder) -> BeirDataset:
-    data = load_beir(folder, "test")
-    n_queries = int(os.environ.get("RAGSIFT_SLOW_QUERIES", "0"))
-    n_docs = int(os.environ.get("RAGSIFT_SLOW_DOCS", "0"))
-    if not n_queries:
-        return data
-    rng = random.Random(0)
-    qids = sorted(rng.sample(sorted(data.queries), min(n_queries, len(data.queries))))
-    judged = {d for q in qids for d in data.qrels[q]}
-    others = [d for d in data.corpus if d not in judged]
-    keep = judged | set(rng.sample(others, min(n_docs, len(others))))
-    corpus = {d: doc for d, doc in data.corpus.items() if d in keep}
-    return BeirDataset(corpus, {q: data.queries[q] for q in qids},
-                       {q: data.qrels[q] for q in qids}, data.folder, data.split)
+    """The test split, or the slice that RAGSIFT_SLOW_QUERIES / RAGSIFT_SLOW_DOCS ask for."""
+    from benchmarks.common import slice_dataset
+
+    n_queries = int(os.environ.get("RAGSIFT_SLOW_QUERIES", "0")) or None
+    n_docs = int(os.environ.get("RAGSIFT_SLOW_DOCS", "0")) or None
+    return slice_dataset(load_beir(folder, "test"), n_queries, n_docs if n_queries else None)
 
 
 @pytest.mark.parametrize("name", ["scifact", "hotpotqa-beir"])
