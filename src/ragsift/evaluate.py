@@ -9,7 +9,8 @@ relevant documents):
 - ``mrr@k``: ``1 / rank`` of the first relevant document within the top ``k`` (0 if none);
   ``mrr``: the same over the whole ranking.
 - ``map`` / ``map@k``: mean over relevant documents of precision at their rank, divided by ``R``.
-- ``recall@k``: ``|relevant in top k| / R``.  ``precision@k`` (``p@k``): ``|relevant in top k| / k``.
+- ``recall@k``: ``|relevant in top k| / R``.
+- ``precision@k`` (``p@k``): ``|relevant in top k| / k``.
 - ``hit@k``: 1 if any relevant document is in the top ``k``, else 0.
 
 Averages are over every query in the qrels: a judged query missing from the run scores 0 on every

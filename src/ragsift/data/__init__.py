@@ -7,7 +7,14 @@
 - :mod:`ragsift.data.download`: BEIR downloads with checksum and atomic unpacking.
 """
 
-from ragsift.data.beir import BeirDataset, iter_corpus, load_beir, load_corpus, load_qrels, load_queries
+from ragsift.data.beir import (
+    BeirDataset,
+    iter_corpus,
+    load_beir,
+    load_corpus,
+    load_qrels,
+    load_queries,
+)
 from ragsift.data.trec import read_qrels, read_run, write_qrels, write_run
 
 __all__ = [

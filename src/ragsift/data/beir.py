@@ -50,7 +50,8 @@ def iter_corpus(path: str | Path) -> Iterator[Document]:
         doc_id = field_id(row, "_id", path, line)
         if doc_id in seen:
             raise DataFormatError(
-                path, line, "_id", f"duplicate document id {doc_id!r} (first on line {seen[doc_id]})"
+                path, line, "_id",
+                f"duplicate document id {doc_id!r} (first on line {seen[doc_id]})",
             )
         seen[doc_id] = line
         text = field_str(row, "text", path, line)

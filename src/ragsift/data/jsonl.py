@@ -81,7 +81,8 @@ def field_list(
     for i, element in enumerate(value):
         if isinstance(element, bool) or not isinstance(element, item):
             raise DataFormatError(
-                path, line, f"{name}[{i}]", f"expected {_type_name(item)}, got {type(element).__name__}"
+                path, line, f"{name}[{i}]",
+                f"expected {_type_name(item)}, got {type(element).__name__}",
             )
     return value
 

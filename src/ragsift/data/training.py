@@ -80,7 +80,9 @@ def read_training(path: str | Path) -> Iterator[TrainingExample]:
             key = "scores" if "scores" in row else "labels"
             scores = field_list(row, key, path, line, number)
             if scores is None:
-                raise DataFormatError(path, line, "scores", "a 'docs' row needs 'scores' or 'labels'")
+                raise DataFormatError(
+                    path, line, "scores", "a 'docs' row needs 'scores' or 'labels'"
+                )
             _same_length(row, "docs", key, path, line)
             yield TrainingExample(query, docs=docs, scores=[float(s) for s in scores])
             continue

@@ -7,7 +7,8 @@ For a query ``q`` and document ``d`` of length ``|d|`` (average ``avgdl``), ever
   (Lucene drops Robertson's constant ``(k1 + 1)``; rankings are the same)
 - ``robertson``: ``idf = ln((N - df + 0.5) / (df + 0.5))``, ``tf_part = tf (k1 + 1) / (tf + K)``
 - ``atire``: ``idf = ln(N / df)``, ``tf_part = tf (k1 + 1) / (tf + K)``
-- ``bm25l``: ``c = tf / (1 - b + b |d| / avgdl)``, ``tf_part = (k1 + 1)(c + delta) / (k1 + c + delta)``
+- ``bm25l``: ``c = tf / (1 - b + b |d| / avgdl)``,
+  ``tf_part = (k1 + 1)(c + delta) / (k1 + c + delta)``
 - ``bm25+``: ``tf_part = tf (k1 + 1) / (tf + K) + delta``
 
 The tokenizer lower-cases, splits on ``\\w\\w+``, removes stopwords and Snowball-stems, as bm25s

@@ -97,7 +97,9 @@ class DenseRetriever(Retriever):
         self.store = FaissStore(self.encoder.dim, self.index_kind, self.hnsw_m,
                                 ef_search=self.ef_search)
         self.doc_ids = []
-        cache = EmbeddingCache(self.cache_dir, self.encoder.fingerprint()) if self.cache_dir else None
+        cache = None
+        if self.cache_dir:
+            cache = EmbeddingCache(self.cache_dir, self.encoder.fingerprint())
         documents = iter(corpus.items())
         with tqdm(total=len(corpus), desc="index", unit="doc",
                   disable=not self.show_progress) as progress:
