@@ -119,3 +119,16 @@ def test_encode_rejects_a_bare_string(minilm):
     with pytest.raises(TypeError):
         minilm.encode("one text")
     assert minilm.encode([]).shape == (0, 384)
+
+
+def test_plain_transformers_folder_gets_mean_pooling_like_st(tiny_model_dir, tmp_path):
+    sentence_transformers = pytest.importorskip("sentence_transformers")
+    from transformers import AutoModel, AutoTokenizer
+
+    plain = tmp_path / "plain"
+    AutoModel.from_pretrained(tiny_model_dir).save_pretrained(plain)
+    AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(plain)
+    ours = BiEncoder.from_pretrained(plain, device="cpu")
+    assert (ours.layout.pooling, ours.layout.normalize, ours.max_length) == ("mean", False, 128)
+    st = sentence_transformers.SentenceTransformer(str(plain), device="cpu")
+    np.testing.assert_allclose(ours.encode(TEXTS), st.encode(TEXTS), atol=1e-5)

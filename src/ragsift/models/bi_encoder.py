@@ -79,11 +79,10 @@ class BiEncoder:
         self.name = name
         self.batch_size = batch_size
         self.max_batch_tokens = max_batch_tokens
-        if layout.max_seq_length is None:
-            limits = [getattr(model.config, "max_position_embeddings", None),
-                      getattr(tokenizer, "model_max_length", None)]
-            layout.max_seq_length = min(x for x in limits if x and x < 1_000_000) if any(
-                x and x < 1_000_000 for x in limits) else 512
+        if layout.max_seq_length is None:  # no sentence_bert_config.json: the model's own limit
+            limits = (getattr(model.config, "max_position_embeddings", None),
+                      getattr(tokenizer, "model_max_length", None))
+            layout.max_seq_length = min((x for x in limits if x and x < 1_000_000), default=512)
         full = self._full_dim()
         if truncate_dim is not None and not 0 < truncate_dim <= full:
             raise ValueError(f"truncate_dim must be in 1..{full}, got {truncate_dim}")
@@ -124,7 +123,8 @@ class BiEncoder:
         tokenizer = AutoTokenizer.from_pretrained(layout.transformer_dir)
         if not tokenizer.is_fast:
             raise ValueError(f"{folder}: ragsift needs a fast (Rust) tokenizer (tokenizer.json)")
-        model = AutoModel.from_pretrained(layout.transformer_dir, dtype=torch_dtype)
+        model_kwargs = {"dtype": torch_dtype} if torch_dtype is not None else {}
+        model = AutoModel.from_pretrained(layout.transformer_dir, **model_kwargs)
         return cls(model, tokenizer, layout, name=model_id(name), truncate_dim=truncate_dim,
                    device=device, **kwargs)
 
