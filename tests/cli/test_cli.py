@@ -55,6 +55,20 @@ def test_index_then_search_index_equals_direct_search(tiny_beir, tmp_path):
     assert (tmp_path / "a.trec").read_text() == (tmp_path / "b.trec").read_text()
 
 
+def test_search_index_refuses_another_model_or_kind(tiny_beir, tmp_path, tiny_model_dir, capsys):
+    assert main(["index", "--data", str(tiny_beir), "--retriever", f"dense:{tiny_model_dir}",
+                 "--out", str(tmp_path / "idx")]) == 0
+    assert main(["search", "--data", str(tiny_beir), "--index", str(tmp_path / "idx"),
+                 "--retriever", f"dense:{tiny_model_dir}", "--out", str(tmp_path / "a.trec")]) == 0
+    assert main(["search", "--data", str(tiny_beir), "--index", str(tmp_path / "idx"),
+                 "--retriever", "dense:minilm-l6", "--out", str(tmp_path / "b.trec")]) == 1
+    assert "refusing to query it" in capsys.readouterr().err
+    assert main(["search", "--data", str(tiny_beir), "--index", str(tmp_path / "idx"),
+                 "--retriever", "bm25", "--out", str(tmp_path / "c.trec")]) == 1
+    assert "holds a 'dense' index" in capsys.readouterr().err
+    assert not (tmp_path / "b.trec").exists() and not (tmp_path / "c.trec").exists()
+
+
 def test_evaluate_table_json_and_significance(tiny_beir, tmp_path, capsys):
     qrels = str(tiny_beir / "qrels" / "test.tsv")
     main(["search", "--data", str(tiny_beir), "--retriever", "bm25", "--out",

@@ -12,7 +12,8 @@ import time
 from ragsift.cli.options import add_retriever_arguments, retriever_from_args
 from ragsift.data.beir import load_beir
 from ragsift.data.trec import write_run
-from ragsift.retrieve import Retriever
+from ragsift.errors import IndexMismatchError
+from ragsift.retrieve import Retriever, parse_spec
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +35,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+def load_index(path: str, spec: str | None) -> Retriever:
+    """Load a saved index; with a spec, refuse an index of another kind or model."""
+    if spec is None:
+        return Retriever.load(path)
+    parsed = parse_spec(spec)
+    retriever = Retriever.load(path, model=parsed.argument if parsed.kind == "dense" else None)
+    if retriever.kind != parsed.kind:
+        raise IndexMismatchError(f"{path}: holds a {retriever.kind!r} index, not {spec!r}")
+    return retriever
+
+
 def run(args: argparse.Namespace) -> int:
     if not args.retriever and not args.index:
         raise SystemExit("ragsift search: error: give --retriever SPEC or --index DIR")
@@ -42,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
                 len(data.queries), args.split)
     start = time.perf_counter()
     if args.index:
-        retriever = Retriever.load(args.index)
+        retriever = load_index(args.index, args.retriever)
         if retriever.num_documents != len(data.corpus):
             logger.warning("index %s holds %d documents, corpus has %d", args.index,
                            retriever.num_documents, len(data.corpus))
