@@ -94,3 +94,28 @@ def shared_dataset(name: str) -> Path:
     if not (folder / "corpus.jsonl").is_file():
         pytest.skip(f"{folder} not present")
     return folder
+
+
+def build_cross_encoder(folder: Path, tokenizer_dir: Path, num_labels: int, seed: int) -> Path:
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    from ragsift.rerank import CrossEncoderReranker
+
+    torch.manual_seed(seed)
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128,
+                        num_labels=num_labels)
+    model = BertForSequenceClassification(config)
+    return CrossEncoderReranker(model, tokenizer, max_length=128, device="cpu").save(folder)
+
+
+@pytest.fixture(scope="session")
+def tiny_cross_encoder(tmp_path_factory, minilm_dir) -> Path:
+    return build_cross_encoder(tmp_path_factory.mktemp("ce") / "one-label", minilm_dir, 1, 0)
+
+
+@pytest.fixture(scope="session")
+def tiny_cross_encoder_2(tmp_path_factory, minilm_dir) -> Path:
+    return build_cross_encoder(tmp_path_factory.mktemp("ce") / "two-labels", minilm_dir, 2, 1)

@@ -107,7 +107,7 @@ def test_bad_specs_are_usage_errors(tiny_beir, tmp_path, spec):
 
 
 def test_help_everywhere(capsys):
-    for command in ([], ["search"], ["evaluate"], ["index"], ["demo"], ["datasets"]):
+    for command in ([], ["search"], ["evaluate"], ["index"], ["rerank"], ["demo"], ["datasets"]):
         with pytest.raises(SystemExit) as info:
             main([*command, "--help"])
         assert info.value.code == 0
@@ -123,3 +123,22 @@ def test_demo_with_a_local_model(tmp_path, tiny_model_dir, capsys):
     summary = json.loads((tmp_path / "demo" / "metrics.json").read_text())
     assert summary["queries"] == 30 and summary["documents"] == 120
     assert 0.0 < summary["metrics"]["bm25"]["ndcg@10"] <= 1.0
+
+
+def test_rerank_cli_equals_library(tiny_beir, tmp_path, tiny_cross_encoder):
+    from ragsift.rerank import Reranker
+
+    first = tmp_path / "bm25.trec"
+    main(["search", "--data", str(tiny_beir), "--retriever", "bm25", "--out", str(first)])
+    out = tmp_path / "reranked.trec"
+    assert main(["rerank", "--data", str(tiny_beir), "--split", "test", "--run", str(first),
+                 "--model", str(tiny_cross_encoder), "--long-doc", "max", "--k", "3",
+                 "--max-length", "64", "--out", str(out)]) == 0
+    data = load_beir(tiny_beir)
+    expected = Reranker.load(tiny_cross_encoder, max_length=64, device="cpu").rerank(
+        data.queries, data.corpus, read_run(first), k=3)
+    got = read_run(out)
+    assert got.keys() == expected.keys()
+    for qid in expected:
+        assert list(got[qid]) == [d for d, _ in sorted(expected[qid].items(),
+                                                       key=lambda x: (-x[1], x[0]))]
