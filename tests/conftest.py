@@ -119,3 +119,18 @@ def tiny_cross_encoder(tmp_path_factory, minilm_dir) -> Path:
 @pytest.fixture(scope="session")
 def tiny_cross_encoder_2(tmp_path_factory, minilm_dir) -> Path:
     return build_cross_encoder(tmp_path_factory.mktemp("ce") / "two-labels", minilm_dir, 2, 1)
+
+
+@pytest.fixture(scope="session")
+def minilm_cross_encoder(tmp_path_factory, minilm_dir) -> Path:
+    """MiniLM's encoder with a fresh (seeded) 1-logit head: real features, untrained head."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from ragsift.rerank import CrossEncoderReranker
+
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_pretrained(minilm_dir, num_labels=1)
+    tokenizer = AutoTokenizer.from_pretrained(minilm_dir)
+    folder = tmp_path_factory.mktemp("ce") / "minilm-fresh-head"
+    return CrossEncoderReranker(model, tokenizer, max_length=256, device="cpu").save(folder)

@@ -142,3 +142,10 @@ def test_rerank_cli_equals_library(tiny_beir, tmp_path, tiny_cross_encoder):
     for qid in expected:
         assert list(got[qid]) == [d for d, _ in sorted(expected[qid].items(),
                                                        key=lambda x: (-x[1], x[0]))]
+    onnx_out = tmp_path / "onnx.trec"
+    assert main(["rerank", "--data", str(tiny_beir), "--run", str(first), "--model",
+                 str(tiny_cross_encoder), "--backend", "onnx", "--k", "3", "--max-length", "64",
+                 "--out", str(onnx_out)]) == 0
+    assert read_run(onnx_out).keys() == got.keys()
+    for qid in got:
+        assert read_run(onnx_out)[qid] == pytest.approx(got[qid], abs=1e-4)

@@ -1,7 +1,7 @@
 """``ragsift rerank``: re-score the top of a run with any reranker and write a new TREC run.
 
 CLI contract: ``ragsift rerank --data DIR [--split test] --run RUN_FILE --model MODEL
-[--backend torch] [--long-doc max] [--k 100] [--max-length 512] --out RUN_FILE``
+[--backend torch|onnx|onnx-int8] [--long-doc max] [--k 100] [--max-length 512] --out RUN_FILE``
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import time
 
 from ragsift.data.beir import load_beir
 from ragsift.data.trec import read_run, write_run
+from ragsift.models.onnx import BACKENDS
 from ragsift.rerank import Reranker
 from ragsift.rerank.long_documents import STRATEGIES
 
@@ -30,8 +31,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--run", required=True, metavar="RUN_FILE", help="TREC run to rerank")
     parser.add_argument("--model", required=True, help="reranker folder, packaged name or hub id")
     parser.add_argument("--family", default=None, help="force the family (default: detected)")
-    parser.add_argument("--backend", choices=("torch",), default="torch",
-                        help="inference backend (default: torch)")
+    parser.add_argument("--backend", choices=BACKENDS, default="torch",
+                        help="torch (default), onnx (fused fp32 graph) or onnx-int8 (int8 "
+                             "weights); onnx needs the [onnx] extra, exported once per model")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
     parser.add_argument("--long-doc", choices=STRATEGIES, default="max",
                         help="passages longer than the model takes: score overlapping windows "
                              "and take the max (default), mean, topk-mean, the first window, "
@@ -52,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"ragsift rerank: error: {args.run} has no query of the "
                          f"{args.split} split of {args.data}")
     reranker = Reranker.load(args.model, family=args.family, long_doc=args.long_doc,
-                             max_length=args.max_length, batch_size=args.batch_size)
+                             max_length=args.max_length, batch_size=args.batch_size,
+                             backend=args.backend, threads=args.threads)
     start = time.perf_counter()
     result = reranker.rerank(data.queries, data.corpus, judged, k=args.k, show_progress=True)
     pairs = sum(len(docs) for docs in result.values())

@@ -9,7 +9,6 @@ truncation when the model normalises), so that for a sentence-transformers folde
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from collections.abc import Sequence
@@ -22,6 +21,7 @@ from tqdm.auto import tqdm
 
 from ragsift.atomic import atomic_dir
 from ragsift.models.batching import length_sorted_batches, pad_features
+from ragsift.models.fingerprint import weights_fingerprint
 from ragsift.models.hub import model_id, resolve_model
 from ragsift.models.pooling import PoolingMode, pool
 from ragsift.models.st_layout import SentenceTransformerLayout
@@ -154,19 +154,12 @@ class BiEncoder:
         Computed once (it reads every parameter) and reused; keys the embedding cache.
         """
         if self._fingerprint is None:
-            digest = hashlib.sha256()
             layout = self.layout
             settings = (self.name, layout.pooling, layout.normalize, layout.include_prompt,
                         layout.max_seq_length, layout.do_lower_case, sorted(layout.prompts.items()),
                         self.truncate_dim)
-            digest.update(repr(settings).encode())
             modules = [self.model] + [layer.linear for layer in layout.dense]
-            for module in modules:
-                for key, tensor in module.state_dict().items():
-                    digest.update(key.encode())
-                    digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8)
-                                  .numpy().tobytes())
-            self._fingerprint = digest.hexdigest()[:32]
+            self._fingerprint = weights_fingerprint(modules, settings)
         return self._fingerprint
 
     def _prompt(self, keys: Sequence[str]) -> str:

@@ -1,5 +1,8 @@
 """Cross-encoder rerankers: a sequence-classification transformer reads query and passage together.
 
+Backends: ``torch`` (default), ``onnx`` (fused fp32 graph) and ``onnx-int8`` (int8 weights), see
+:mod:`ragsift.models.onnx`; ``threads`` sets the CPU threads.
+
 Raw score of a pair: the logit for a 1-label head; ``logit_1 - logit_0`` for a 2-label head (so
 ``sigmoid(raw)`` equals the softmax probability of label 1). Loads and saves the folders of
 sentence-transformers' ``CrossEncoder`` (v6 ``modules.json`` layout and older plain folders).
@@ -19,7 +22,9 @@ import torch
 from ragsift.atomic import atomic_dir
 from ragsift.models.batching import length_sorted_batches, pad_features
 from ragsift.models.bi_encoder import default_device
+from ragsift.models.fingerprint import weights_fingerprint
 from ragsift.models.hub import resolve_model
+from ragsift.models.onnx import BACKENDS, Backend, onnx_session
 from ragsift.rerank.base import Reranker
 
 
@@ -33,8 +38,11 @@ class CrossEncoderReranker(Reranker):
 
     def __init__(self, model: torch.nn.Module, tokenizer: Any, *, max_length: int = 512,
                  batch_size: int = 32, max_batch_tokens: int = 16384,
-                 device: str | None = None, **options: Any) -> None:
+                 device: str | None = None, backend: Backend = "torch",
+                 threads: int | None = None, **options: Any) -> None:
         super().__init__(**options)
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; choose from {BACKENDS}")
         labels = int(model.config.num_labels)
         if labels not in (1, 2):
             raise ValueError(f"a cross-encoder reranker needs 1 or 2 labels, not {labels}")
@@ -45,6 +53,15 @@ class CrossEncoderReranker(Reranker):
         self.batch_size = batch_size
         self.max_batch_tokens = max_batch_tokens
         self._specials = tokenizer.num_special_tokens_to_add(pair=True)
+        self.backend = backend
+        self._session = None
+        if backend != "torch":
+            example = dict(tokenizer(["query"], ["passage"], return_tensors="pt"))
+            fingerprint = weights_fingerprint([self.model], ("cross-encoder", sorted(example)))
+            self._session = onnx_session(self.model, example, "logits", backend, fingerprint,
+                                         threads)
+        elif threads:
+            torch.set_num_threads(threads)
 
     @classmethod
     def from_pretrained(cls, name: str | os.PathLike[str], *, max_length: int | None = None,
@@ -84,7 +101,11 @@ class CrossEncoderReranker(Reranker):
                 features = pad_features({k: [encoded[k][i] for i in batch] for k in keys},
                                         self._tokenizer.pad_token_id,
                                         self._tokenizer.padding_side)
-                logits = self.model(**{k: v.to(self.device) for k, v in features.items()}).logits
+                if self._session is not None:
+                    logits = self._session(features)
+                else:
+                    logits = self.model(**{k: v.to(self.device)
+                                           for k, v in features.items()}).logits
                 raw = logits[:, 0] if logits.shape[1] == 1 else logits[:, 1] - logits[:, 0]
                 out[batch] = raw.float().cpu().numpy()
         return out

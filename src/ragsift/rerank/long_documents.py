@@ -50,7 +50,8 @@ def expand_pairs(
         raise ValueError(f"unknown long-document strategy {strategy!r}; choose from {STRATEGIES}")
     budgets: dict[str, int] = {}
     lengths = [len(ids) for ids in tokenizer([p for _, p in pairs], add_special_tokens=False,
-                                             return_attention_mask=False)["input_ids"]]
+                                             return_attention_mask=False,
+                                             verbose=False)["input_ids"]]
     windows: list[tuple[str, str]] = []
     owners: list[int] = []
     long_pairs = 0

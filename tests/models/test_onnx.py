@@ -1,0 +1,50 @@
+"""The ONNX backends against torch on the same weights; export happens once per model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from ragsift.rerank import Reranker
+
+pytest.importorskip("onnxruntime")
+
+PAIRS = [(f"query {i % 3} about topic {i}", f"passage {i} " + "with some words " * (i % 7 + 1))
+         for i in range(40)]
+
+
+@pytest.fixture
+def torch_scores(tiny_cross_encoder):
+    return Reranker.load(tiny_cross_encoder, device="cpu").score(PAIRS)
+
+
+def test_onnx_fp32_matches_torch(tiny_cross_encoder, torch_scores):
+    onnx = Reranker.load(tiny_cross_encoder, backend="onnx", device="cpu")
+    np.testing.assert_allclose(onnx.score(PAIRS), torch_scores, atol=1e-4)
+
+
+def test_onnx_int8_stays_close_and_keeps_the_order(minilm_cross_encoder):
+    # A random tiny model scores every pair alike; MiniLM's real features give a spread.
+    from tests.conftest import DOCS, QUERIES
+
+    pairs = [(q, f"{title} {text}") for q in QUERIES.values() for title, text in DOCS.values()]
+    fp32 = Reranker.load(minilm_cross_encoder, device="cpu").score(pairs)
+    int8 = Reranker.load(minilm_cross_encoder, backend="onnx-int8", device="cpu").score(pairs)
+    spread = fp32.max() - fp32.min()
+    assert np.abs(int8 - fp32).max() < 0.25 * spread
+    assert stats.spearmanr(int8, fp32).statistic > 0.9
+
+
+def test_export_is_cached_by_weights(tiny_cross_encoder, monkeypatch):
+    from ragsift.models import onnx
+
+    Reranker.load(tiny_cross_encoder, backend="onnx", device="cpu")
+
+    def fail(*args, **kwargs):
+        raise AssertionError("exported again")
+
+    monkeypatch.setattr(onnx, "build_onnx", fail)
+    Reranker.load(tiny_cross_encoder, backend="onnx-int8", device="cpu")
+    with pytest.raises(ValueError, match="backend"):
+        Reranker.load(tiny_cross_encoder, backend="tensorrt", device="cpu")
