@@ -48,3 +48,16 @@ def test_export_is_cached_by_weights(tiny_cross_encoder, monkeypatch):
     Reranker.load(tiny_cross_encoder, backend="onnx-int8", device="cpu")
     with pytest.raises(ValueError, match="backend"):
         Reranker.load(tiny_cross_encoder, backend="tensorrt", device="cpu")
+
+
+def test_bi_encoder_onnx_matches_torch(minilm_dir):
+    from ragsift.models.bi_encoder import BiEncoder
+
+    texts = ["hello world", "ONNX Runtime fuses attention kernels. " * 20, "a"]
+    torch_vectors = BiEncoder.from_pretrained(minilm_dir, device="cpu").encode(texts)
+    onnx = BiEncoder.from_pretrained(minilm_dir, device="cpu", backend="onnx")
+    np.testing.assert_allclose(onnx.encode(texts), torch_vectors, atol=1e-4)
+    int8 = BiEncoder.from_pretrained(minilm_dir, device="cpu", backend="onnx-int8")
+    cosine = (int8.encode(texts) * torch_vectors).sum(axis=1)
+    assert cosine.min() > 0.98
+    assert int8.fingerprint() != onnx.fingerprint()  # cached embeddings never mix backends

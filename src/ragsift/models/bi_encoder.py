@@ -23,6 +23,7 @@ from ragsift.atomic import atomic_dir
 from ragsift.models.batching import length_sorted_batches, pad_features
 from ragsift.models.fingerprint import weights_fingerprint
 from ragsift.models.hub import model_id, resolve_model
+from ragsift.models.onnx import BACKENDS, Backend, onnx_session
 from ragsift.models.pooling import PoolingMode, pool
 from ragsift.models.st_layout import SentenceTransformerLayout
 from ragsift.types import Document
@@ -53,6 +54,8 @@ class BiEncoder:
         truncate_dim: keep the first ``truncate_dim`` dimensions (Matryoshka models).
         batch_size: most texts in a forward pass.
         max_batch_tokens: most padded tokens in a forward pass.
+        backend: ``torch``, ``onnx`` (fused fp32 graph) or ``onnx-int8`` (int8 weights); see
+            :mod:`ragsift.models.onnx`. threads: CPU threads.
 
     Example:
         >>> encoder = BiEncoder.from_pretrained("minilm-l6")  # doctest: +SKIP
@@ -71,7 +74,11 @@ class BiEncoder:
         batch_size: int = 32,
         max_batch_tokens: int = 16384,
         device: str | None = None,
+        backend: Backend = "torch",
+        threads: int | None = None,
     ) -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; choose from {BACKENDS}")
         self.device = torch.device(device or default_device())
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer
@@ -88,6 +95,15 @@ class BiEncoder:
             raise ValueError(f"truncate_dim must be in 1..{full}, got {truncate_dim}")
         self.truncate_dim = truncate_dim
         self._fingerprint: str | None = None
+        self.backend = backend
+        self._session = None
+        if backend != "torch":
+            example = {"input_ids": torch.tensor([[tokenizer.cls_token_id or 0, 5, 6]]),
+                       "attention_mask": torch.ones(1, 3, dtype=torch.long)}
+            self._session = onnx_session(self.model, example, "last_hidden_state", backend,
+                                         weights_fingerprint([self.model], "bi-encoder"), threads)
+        elif threads:
+            torch.set_num_threads(threads)
 
     @classmethod
     def from_pretrained(
@@ -157,7 +173,7 @@ class BiEncoder:
             layout = self.layout
             settings = (self.name, layout.pooling, layout.normalize, layout.include_prompt,
                         layout.max_seq_length, layout.do_lower_case, sorted(layout.prompts.items()),
-                        self.truncate_dim)
+                        self.truncate_dim, self.backend)
             modules = [self.model] + [layer.linear for layer in layout.dense]
             self._fingerprint = weights_fingerprint(modules, settings)
         return self._fingerprint
@@ -223,9 +239,12 @@ class BiEncoder:
 
     def _forward(self, features: dict[str, torch.Tensor], prompt_length: int,
                  normalize: bool) -> torch.Tensor:
-        features = {k: v.to(self.device) for k, v in features.items()}
-        hidden = self.model(**features).last_hidden_state
-        mask = features["attention_mask"]
+        if self._session is not None:
+            hidden = self._session(features)
+        else:
+            features = {k: v.to(self.device) for k, v in features.items()}
+            hidden = self.model(**features).last_hidden_state
+        mask = features["attention_mask"].to(hidden.device)
         if prompt_length:
             mask = mask.clone()
             mask[:, :prompt_length] = 0
