@@ -44,7 +44,7 @@ def test_export_is_cached_by_weights(tiny_cross_encoder, monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("exported again")
 
-    monkeypatch.setattr(onnx, "build_onnx", fail)
+    monkeypatch.setattr(onnx, "build_onnx", fail)  # the int8 file was built with the fp32 one
     Reranker.load(tiny_cross_encoder, backend="onnx-int8", device="cpu")
     with pytest.raises(ValueError, match="backend"):
         Reranker.load(tiny_cross_encoder, backend="tensorrt", device="cpu")

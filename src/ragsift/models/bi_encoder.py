@@ -23,7 +23,7 @@ from ragsift.atomic import atomic_dir
 from ragsift.models.batching import length_sorted_batches, pad_features
 from ragsift.models.fingerprint import weights_fingerprint
 from ragsift.models.hub import model_id, resolve_model
-from ragsift.models.onnx import BACKENDS, Backend, onnx_session
+from ragsift.models.onnx import Backend, backend_session
 from ragsift.models.pooling import PoolingMode, pool
 from ragsift.models.st_layout import SentenceTransformerLayout
 from ragsift.types import Document
@@ -77,8 +77,6 @@ class BiEncoder:
         backend: Backend = "torch",
         threads: int | None = None,
     ) -> None:
-        if backend not in BACKENDS:
-            raise ValueError(f"unknown backend {backend!r}; choose from {BACKENDS}")
         self.device = torch.device(device or default_device())
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer
@@ -96,14 +94,10 @@ class BiEncoder:
         self.truncate_dim = truncate_dim
         self._fingerprint: str | None = None
         self.backend = backend
-        self._session = None
-        if backend != "torch":
-            example = {"input_ids": torch.tensor([[tokenizer.cls_token_id or 0, 5, 6]]),
-                       "attention_mask": torch.ones(1, 3, dtype=torch.long)}
-            self._session = onnx_session(self.model, example, "last_hidden_state", backend,
-                                         weights_fingerprint([self.model], "bi-encoder"), threads)
-        elif threads:
-            torch.set_num_threads(threads)
+        example = {"input_ids": torch.tensor([[tokenizer.cls_token_id or 0, 5, 6]]),
+                   "attention_mask": torch.ones(1, 3, dtype=torch.long)}
+        self._session = backend_session(self.model, example, "last_hidden_state", backend,
+                                        "bi-encoder", threads)
 
     @classmethod
     def from_pretrained(

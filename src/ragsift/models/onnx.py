@@ -125,12 +125,20 @@ class OnnxSession:
         return torch.from_numpy(self.session.run(None, feeds)[0])
 
 
-def onnx_session(model: torch.nn.Module, example: Mapping[str, torch.Tensor], output_name: str,
-                 backend: Backend, fingerprint: str, threads: int | None = None) -> OnnxSession:
-    """The cached ONNX session of ``model`` for ``backend`` (exported on first use)."""
-    if backend not in _FILES:
-        raise ValueError(f"unknown ONNX backend {backend!r}; choose from {tuple(_FILES)}")
-    folder = onnx_cache_dir() / fingerprint
+def backend_session(model: torch.nn.Module, example: Mapping[str, torch.Tensor],
+                    output_name: str, backend: Backend, kind: str,
+                    threads: int | None = None) -> OnnxSession | None:
+    """``None`` for the torch backend (after applying ``threads``), else the cached ONNX session
+    of ``model``, exported on first use under the fingerprint of its weights and ``kind``."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose from {BACKENDS}")
+    if backend == "torch":
+        if threads:
+            torch.set_num_threads(threads)
+        return None
+    from ragsift.models.fingerprint import weights_fingerprint
+
+    folder = onnx_cache_dir() / weights_fingerprint([model], (kind, sorted(example)))
     if not (folder / _FILES[backend]).is_file():
         logger.info("exporting the model to ONNX in %s (once per model)", folder)
         with atomic_dir(folder) as tmp:

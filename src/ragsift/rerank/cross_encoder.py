@@ -22,9 +22,8 @@ import torch
 from ragsift.atomic import atomic_dir
 from ragsift.models.batching import length_sorted_batches, pad_features
 from ragsift.models.bi_encoder import default_device
-from ragsift.models.fingerprint import weights_fingerprint
 from ragsift.models.hub import resolve_model
-from ragsift.models.onnx import BACKENDS, Backend, onnx_session
+from ragsift.models.onnx import Backend, backend_session
 from ragsift.rerank.base import Reranker
 
 
@@ -41,8 +40,6 @@ class CrossEncoderReranker(Reranker):
                  device: str | None = None, backend: Backend = "torch",
                  threads: int | None = None, **options: Any) -> None:
         super().__init__(**options)
-        if backend not in BACKENDS:
-            raise ValueError(f"unknown backend {backend!r}; choose from {BACKENDS}")
         labels = int(model.config.num_labels)
         if labels not in (1, 2):
             raise ValueError(f"a cross-encoder reranker needs 1 or 2 labels, not {labels}")
@@ -54,14 +51,9 @@ class CrossEncoderReranker(Reranker):
         self.max_batch_tokens = max_batch_tokens
         self._specials = tokenizer.num_special_tokens_to_add(pair=True)
         self.backend = backend
-        self._session = None
-        if backend != "torch":
-            example = dict(tokenizer(["query"], ["passage"], return_tensors="pt"))
-            fingerprint = weights_fingerprint([self.model], ("cross-encoder", sorted(example)))
-            self._session = onnx_session(self.model, example, "logits", backend, fingerprint,
-                                         threads)
-        elif threads:
-            torch.set_num_threads(threads)
+        example = dict(tokenizer(["query"], ["passage"], return_tensors="pt"))
+        self._session = backend_session(self.model, example, "logits", backend, "cross-encoder",
+                                        threads)
 
     @classmethod
     def from_pretrained(cls, name: str | os.PathLike[str], *, max_length: int | None = None,
