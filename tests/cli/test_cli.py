@@ -43,6 +43,11 @@ def test_search_dense_and_hybrid_with_local_model(tiny_beir, tmp_path, tiny_mode
                  f"hybrid:bm25+dense:{tiny_model_dir}", "--fusion", "convex", "--weights",
                  "0.7,0.3", "--k", "5", "--out", str(convex)]) == 0
     assert read_run(convex) != read_run(tmp_path / "hybrid.trec")
+    onnx = tmp_path / "onnx.trec"
+    assert main(["search", "--data", str(tiny_beir), "--retriever", f"dense:{tiny_model_dir}",
+                 "--backend", "onnx", "--k", "5", "--out", str(onnx)]) == 0
+    for qid, docs in read_run(tmp_path / "dense.trec").items():
+        assert read_run(onnx)[qid] == pytest.approx(docs, abs=1e-4)
 
 
 def test_index_then_search_index_equals_direct_search(tiny_beir, tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ragsift.retrieve import Retriever, build_retriever, parse_spec
+from ragsift.models.onnx import BACKENDS
 from ragsift.retrieve.bm25 import METHODS
 
 
@@ -38,6 +39,8 @@ def add_retriever_arguments(parser: argparse.ArgumentParser, required: bool = Tr
                        help="encoder max tokens per text (default: the model's)")
     group.add_argument("--truncate-dim", type=int, default=None,
                        help="keep the first N embedding dimensions (Matryoshka models)")
+    group.add_argument("--backend", choices=BACKENDS, default="torch",
+                       help="encoder backend: torch, onnx (fused fp32) or onnx-int8")
     group.add_argument("--index-kind", choices=("flat", "hnsw"), default="flat",
                        help="faiss index for dense retrieval (default: flat, exact)")
     group.add_argument("--no-cache", action="store_true",
@@ -71,7 +74,7 @@ def retriever_from_args(args: argparse.Namespace, show_progress: bool = True) ->
     if args.bm25_method:
         bm25_options["method"] = args.bm25_method
     encoder_options = {"truncate_dim": args.truncate_dim, "max_length": args.max_length,
-                       "batch_size": args.batch_size}
+                       "batch_size": args.batch_size, "backend": args.backend}
     dense_options = {"index_kind": args.index_kind, "show_progress": show_progress,
                      "cache_dir": False if args.no_cache else None,
                      "encoder_options": encoder_options}
