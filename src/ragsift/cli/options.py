@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ragsift.retrieve import Retriever, build_retriever, parse_spec
 from ragsift.models.onnx import BACKENDS
+from ragsift.retrieve import Retriever, build_retriever, parse_spec
 from ragsift.retrieve.bm25 import METHODS
 
 
