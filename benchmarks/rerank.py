@@ -1,4 +1,6 @@
-"""Cross-encoder reranking speed: sentence-transformers CrossEncoder vs ragsift torch / ONNX / int8.
+"""Cross-encoder reranking speed: sentence-transformers CrossEncoder vs ragsift's backends.
+
+Backends: torch, onnx (fused fp32), onnx-int8, openvino (fp32) and openvino-bf16.
 
 Same weights, same pairs: the BM25 top ``--depth`` documents of ``--limit-queries`` test queries
 of each dataset, max length 512. For each system: pairs/s, the nDCG@10 of the reranked run, and
@@ -92,7 +94,7 @@ def benchmark(name: str, data, model: Path, depth: int, long_doc: str, threads: 
         [q for q, _ in pairs], [p for _, p in pairs], verbose=False)["input_ids"]]
     work = useful_gflop(peer.model.config, tokens)
     systems = {"sentence-transformers": lambda: peer.predict(pairs, batch_size=32)}
-    for backend in ("torch", "onnx", "onnx-int8"):
+    for backend in ("torch", "onnx", "onnx-int8", "openvino", "openvino-bf16"):
         reranker = Reranker.load(model, backend=backend, max_length=512, long_doc=long_doc,
                                  device="cpu", threads=threads)
         systems[f"ragsift {backend}"] = lambda r=reranker: r.score(pairs)

@@ -61,3 +61,16 @@ def test_bi_encoder_onnx_matches_torch(minilm_dir):
     cosine = (int8.encode(texts) * torch_vectors).sum(axis=1)
     assert cosine.min() > 0.98
     assert int8.fingerprint() != onnx.fingerprint()  # cached embeddings never mix backends
+
+
+def test_openvino_backends(minilm_cross_encoder):
+    pytest.importorskip("openvino")
+    from tests.conftest import DOCS, QUERIES
+
+    pairs = [(q, f"{title} {text}") for q in QUERIES.values() for title, text in DOCS.values()]
+    fp32 = Reranker.load(minilm_cross_encoder, device="cpu").score(pairs)
+    exact = Reranker.load(minilm_cross_encoder, backend="openvino", device="cpu").score(pairs)
+    np.testing.assert_allclose(exact, fp32, atol=1e-4)
+    bf16 = Reranker.load(minilm_cross_encoder, backend="openvino-bf16", device="cpu").score(pairs)
+    assert np.abs(bf16 - fp32).max() < 0.1 * (fp32.max() - fp32.min())
+    assert stats.spearmanr(bf16, fp32).statistic > 0.95
