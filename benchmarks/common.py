@@ -33,10 +33,12 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "datasets"
 
 
-def add_dataset_arguments(parser: argparse.ArgumentParser, queries: bool = True) -> None:
+def add_dataset_arguments(parser: argparse.ArgumentParser, queries: bool = True,
+                          limit_docs_help: str | None = None) -> None:
     """``--data`` (repeatable), ``--split``, ``--limit-docs``, ``--limit-queries``, ``--out``.
 
-    ``queries=False`` leaves out ``--limit-queries`` (for benchmarks that use no queries).
+    ``queries=False`` leaves out ``--limit-queries`` (for benchmarks that use no queries);
+    ``limit_docs_help`` replaces the help of ``--limit-docs`` (for scripts that read it their way).
     """
     parser.add_argument("--data", action="append", type=Path, metavar="DIR",
                         help="a BEIR folder (repeatable; default: every folder under "
@@ -46,7 +48,8 @@ def add_dataset_arguments(parser: argparse.ArgumentParser, queries: bool = True)
         parser.add_argument("--limit-queries", type=int, default=None, metavar="N",
                             help="keep N queries (seeded sample)")
     parser.add_argument("--limit-docs", type=int, default=None, metavar="N",
-                        help="keep the judged documents of the kept queries plus N others")
+                        help=limit_docs_help
+                        or "keep the judged documents of the kept queries plus N others")
     parser.add_argument("--out", type=Path, metavar="FILE", help="also write the JSON here")
 
 
