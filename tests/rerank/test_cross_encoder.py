@@ -83,3 +83,10 @@ def test_save_round_trip_keeps_calibration(tiny_cross_encoder, tmp_path, st):
 def test_unknown_family_is_explained(tiny_model_dir):
     with pytest.raises(ValueError, match="cannot tell the reranker family"):
         Reranker.load(tiny_model_dir)
+
+
+def test_max_length_is_clamped_to_the_model(tiny_cross_encoder, caplog):
+    reranker = Reranker.load(tiny_cross_encoder, max_length=4096, device="cpu")
+    assert reranker.max_length == 128 and "exceeds the model's 128 positions" in caplog.text
+    long_pair = [("q", "word " * 1000)]
+    assert reranker.score(long_pair).shape == (1,)  # windows of <= 128 tokens, no index error

@@ -11,6 +11,7 @@ sentence-transformers' ``CrossEncoder`` (v6 ``modules.json`` layout and older pl
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,6 +26,8 @@ from ragsift.models.bi_encoder import default_device
 from ragsift.models.hub import resolve_model
 from ragsift.models.onnx import Backend, backend_session
 from ragsift.rerank.base import Reranker
+
+logger = logging.getLogger(__name__)
 
 
 class CrossEncoderReranker(Reranker):
@@ -46,6 +49,11 @@ class CrossEncoderReranker(Reranker):
         self.device = torch.device(device or default_device())
         self.model = model.to(self.device).eval()
         self._tokenizer = tokenizer
+        positions = getattr(model.config, "max_position_embeddings", None)
+        if positions and max_length > positions:
+            logger.warning("max_length %d exceeds the model's %d positions; using %d",
+                           max_length, positions, positions)
+            max_length = positions
         self.max_length = max_length
         self.batch_size = batch_size
         self.max_batch_tokens = max_batch_tokens
