@@ -6,12 +6,15 @@ module plus one :func:`register_family` line below.
 
 from ragsift.rerank.base import Hit, Reranker, register_family
 from ragsift.rerank.calibration import Calibration, expected_calibration_error
+from ragsift.rerank.causal_lm import CausalLMReranker, is_causal_lm
 from ragsift.rerank.cross_encoder import CrossEncoderReranker, is_cross_encoder
 
 register_family("cross-encoder", CrossEncoderReranker, is_cross_encoder)
+register_family("llm", CausalLMReranker, is_causal_lm)
 
 __all__ = [
     "Calibration",
+    "CausalLMReranker",
     "CrossEncoderReranker",
     "Hit",
     "Reranker",
