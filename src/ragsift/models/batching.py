@@ -84,3 +84,11 @@ def pad_features(
                 mask[i, width - len(row) :] = 1
         out["attention_mask"] = torch.from_numpy(mask)
     return out
+
+
+def model_max_length(model: torch.nn.Module, tokenizer, default: int = 512) -> int:
+    """The most tokens a model takes: the smaller of its position embeddings and the
+    tokenizer's ``model_max_length`` (ignoring the huge sentinel tokenizers use for "none")."""
+    limits = (getattr(model.config, "max_position_embeddings", None),
+              getattr(tokenizer, "model_max_length", None))
+    return min((x for x in limits if x and x < 1_000_000), default=default)

@@ -20,7 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ragsift.atomic import atomic_dir
-from ragsift.models.batching import length_sorted_batches, pad_features
+from ragsift.models.batching import length_sorted_batches, model_max_length, pad_features
 from ragsift.models.fingerprint import weights_fingerprint
 from ragsift.models.hub import model_id, resolve_model
 from ragsift.models.onnx import Backend, backend_session
@@ -85,9 +85,7 @@ class BiEncoder:
         self.batch_size = batch_size
         self.max_batch_tokens = max_batch_tokens
         if layout.max_seq_length is None:  # no sentence_bert_config.json: the model's own limit
-            limits = (getattr(model.config, "max_position_embeddings", None),
-                      getattr(tokenizer, "model_max_length", None))
-            layout.max_seq_length = min((x for x in limits if x and x < 1_000_000), default=512)
+            layout.max_seq_length = model_max_length(model, tokenizer)
         full = self._full_dim()
         if truncate_dim is not None and not 0 < truncate_dim <= full:
             raise ValueError(f"truncate_dim must be in 1..{full}, got {truncate_dim}")

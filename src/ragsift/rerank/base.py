@@ -154,10 +154,12 @@ class Reranker(ABC):
         if self.calibration is not None:
             Path(folder, CALIBRATION_FILE).write_text(json.dumps(self.calibration.to_json()))
 
-    @staticmethod
-    def read_calibration(folder: Path) -> Calibration | None:
+    def with_saved_calibration(self, folder: Path) -> Reranker:
+        """Use the calibration saved in ``folder`` unless one was given; returns ``self``."""
         path = folder / CALIBRATION_FILE
-        return Calibration.from_json(json.loads(path.read_text())) if path.is_file() else None
+        if self.calibration is None and path.is_file():
+            self.calibration = Calibration.from_json(json.loads(path.read_text()))
+        return self
 
     @classmethod
     def load(cls, name: str | os.PathLike[str], family: str | None = None,

@@ -84,10 +84,7 @@ class CausalLMReranker(Reranker):
         extra = {"gguf_file": gguf_file} if gguf_file else {}
         tokenizer = AutoTokenizer.from_pretrained(folder, **extra)
         model = AutoModelForCausalLM.from_pretrained(folder, **extra)
-        reranker = cls(model, tokenizer, **options)
-        if reranker.calibration is None:
-            reranker.calibration = cls.read_calibration(folder)
-        return reranker
+        return cls(model, tokenizer, **options).with_saved_calibration(folder)
 
     @property
     def tokenizer(self) -> Any:

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ragsift.atomic import atomic_dir
-from ragsift.models.batching import length_sorted_batches, pad_features
+from ragsift.models.batching import length_sorted_batches, model_max_length, pad_features
 from ragsift.models.bi_encoder import default_device
 from ragsift.models.hub import resolve_model
 from ragsift.models.onnx import Backend, backend_session
@@ -72,14 +72,9 @@ class CrossEncoderReranker(Reranker):
         folder = resolve_model(name)
         tokenizer = AutoTokenizer.from_pretrained(folder)
         model = AutoModelForSequenceClassification.from_pretrained(folder)
-        if max_length is None:
-            limits = (getattr(model.config, "max_position_embeddings", None),
-                      getattr(tokenizer, "model_max_length", None))
-            max_length = min((x for x in limits if x and x < 1_000_000), default=512)
-        reranker = cls(model, tokenizer, max_length=max_length, **options)
-        if reranker.calibration is None:
-            reranker.calibration = cls.read_calibration(folder)
-        return reranker
+        max_length = max_length or model_max_length(model, tokenizer)
+        return cls(model, tokenizer, max_length=max_length, **options).with_saved_calibration(
+            folder)
 
     @property
     def tokenizer(self) -> Any:
