@@ -65,6 +65,21 @@ def test_long_passages_are_windowed_to_the_prompt_budget(tiny_llm):
     assert reranker.score([long_pair]).shape == (1,)
 
 
+def test_rerank_cli_with_an_llm(tiny_llm, tiny_beir, tmp_path):
+    from ragsift.cli.main import main
+    from ragsift.data.trec import read_run
+
+    first = tmp_path / "bm25.trec"
+    assert main(["search", "--data", str(tiny_beir), "--retriever", "bm25", "--out",
+                 str(first)]) == 0
+    out = tmp_path / "llm.trec"
+    assert main(["rerank", "--data", str(tiny_beir), "--run", str(first), "--model",
+                 str(tiny_llm), "--k", "2", "--max-length", "128", "--out", str(out)]) == 0
+    assert read_run(out).keys() == read_run(first).keys()
+    with pytest.raises(ValueError, match="torch backend only"):
+        Reranker.load(tiny_llm, backend="onnx", device="cpu")
+
+
 @pytest.mark.slow
 def test_smollm2_gguf_prefers_the_answering_passage():
     reranker = Reranker.load("smollm2-135m")

@@ -56,8 +56,13 @@ class CausalLMReranker(Reranker):
     def __init__(self, model: torch.nn.Module, tokenizer: Any, *, max_length: int = 1024,
                  batch_size: int = 8, max_batch_tokens: int = 8192,
                  template: str = DEFAULT_TEMPLATE, instruction: str = DEFAULT_INSTRUCTION,
-                 device: str | None = None, **options: Any) -> None:
+                 device: str | None = None, backend: str = "torch", threads: int | None = None,
+                 **options: Any) -> None:
         super().__init__(**options)
+        if backend != "torch":
+            raise ValueError(f"LLM rerankers run on the torch backend only, not {backend!r}")
+        if threads:
+            torch.set_num_threads(threads)
         self.device = torch.device(device or default_device())
         self.model = model.to(self.device).eval()
         self._tokenizer = tokenizer
