@@ -23,8 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "rerank", help="rerank the top k of a TREC run with a reranker model",
         description="Re-score the top k documents of every judged query of a BEIR split with a "
-                    "cross-encoder (the family is read from the model's config) and write the "
-                    "reranked run.",
+                    "reranker (cross-encoder or LLM; the family is read from the model's "
+                    "config) and write the reranked run.",
     )
     parser.add_argument("--data", required=True, metavar="DIR", help="BEIR dataset folder")
     parser.add_argument("--split", default="test", help="qrels split whose queries to rerank")
