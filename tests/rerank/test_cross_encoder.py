@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 import torch
@@ -45,7 +47,7 @@ def test_minilm_with_fresh_head_equals_sentence_transformers(minilm_dir, tmp_pat
                                peer.predict(PAIRS, activation_fn=torch.nn.Identity()), atol=1e-5)
 
 
-def test_rank_rerank_and_threshold(tiny_cross_encoder, tiny_beir):
+def test_rank_rerank_and_threshold(tiny_cross_encoder, tiny_beir, caplog):
     reranker = Reranker.load(tiny_cross_encoder, device="cpu")
     docs = [p for _, p in PAIRS[:3]]
     hits = reranker.rank("what is bm25", docs)
@@ -59,9 +61,12 @@ def test_rank_rerank_and_threshold(tiny_cross_encoder, tiny_beir):
     assert {h.index for h in kept} == {i for i, p in enumerate(probabilities) if p >= cut}
 
     data = load_beir(tiny_beir)
-    run = {"q1": {"d1": 3.0, "d2": 2.0, "d3": 1.0}, "q2": {"d3": 1.0}, "unknown": {"d1": 1.0}}
-    reranked = reranker.rerank(data.queries, data.corpus, run, k=2)
+    run = {"q1": {"d1": 3.0, "d2": 2.0, "d3": 1.0}, "q2": {"d3": 1.0, "gone": 0.5},
+           "unknown": {"d1": 1.0}}
+    with caplog.at_level(logging.WARNING):
+        reranked = reranker.rerank(data.queries, data.corpus, run, k=2)
     assert set(reranked) == {"q1", "q2"} and set(reranked["q1"]) == {"d1", "d2"}
+    assert set(reranked["q2"]) == {"d3"} and "1 run documents are not in the corpus" in caplog.text
     expected = reranker.score([(data.queries["q1"], data.corpus["d2"].full_text())])[0]
     assert reranked["q1"]["d2"] == pytest.approx(float(expected), abs=1e-6)
 

@@ -131,6 +131,7 @@ class Reranker(ABC):
 
         pairs: list[tuple[str, str]] = []
         keys: list[tuple[str, str]] = []
+        unknown = 0
         for qid in run:
             if qid not in queries:
                 continue
@@ -138,6 +139,10 @@ class Reranker(ABC):
                 if doc_id in corpus:
                     pairs.append((queries[qid], corpus[doc_id].full_text()))
                     keys.append((qid, doc_id))
+                else:
+                    unknown += 1
+        if unknown:
+            logger.warning("%d run documents are not in the corpus and were dropped", unknown)
         scores = np.zeros(len(pairs), dtype=np.float32)
         chunk = 2048
         for start in tqdm(range(0, len(pairs), chunk), desc="rerank", unit="chunk",
