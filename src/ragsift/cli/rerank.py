@@ -23,8 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "rerank", help="rerank the top k of a TREC run with a reranker model",
         description="Re-score the top k documents of every judged query of a BEIR split with a "
-                    "reranker (cross-encoder or LLM; the family is read from the model's "
-                    "config) and write the reranked run.",
+                    "reranker (cross-encoder, LLM or ColBERT; the family is read from the "
+                    "model's config) and write the reranked run.",
     )
     parser.add_argument("--data", required=True, metavar="DIR", help="BEIR dataset folder")
     parser.add_argument("--split", default="test", help="qrels split whose queries to rerank")
@@ -40,7 +40,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "and take the max (default), mean, topk-mean, the first window, "
                              "or truncate (logged)")
     parser.add_argument("--k", type=int, default=100, help="documents reranked per query")
-    parser.add_argument("--max-length", type=int, default=512, help="model max tokens per pair")
+    parser.add_argument("--max-length", type=int, default=None,
+                        help="most tokens per pair (cross-encoder, LLM) or per passage "
+                             "(ColBERT); default: the model's own (512 for BERT-sized "
+                             "cross-encoders, the folder's document length for ColBERT)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--out", required=True, metavar="RUN_FILE", help="TREC run to write")
     parser.add_argument("--tag", default="ragsift-rerank", help="run tag, the 6th column")
@@ -54,9 +57,10 @@ def run(args: argparse.Namespace) -> int:
     if not judged:
         raise SystemExit(f"ragsift rerank: error: {args.run} has no query of the "
                          f"{args.split} split of {args.data}")
+    sizes = {"max_length": args.max_length} if args.max_length else {}
     reranker = Reranker.load(args.model, family=args.family, long_doc=args.long_doc,
-                             max_length=args.max_length, batch_size=args.batch_size,
-                             backend=args.backend, threads=args.threads)
+                             batch_size=args.batch_size, backend=args.backend,
+                             threads=args.threads, **sizes)
     start = time.perf_counter()
     result = reranker.rerank(data.queries, data.corpus, judged, k=args.k, show_progress=True)
     pairs = sum(len(docs) for docs in result.values())

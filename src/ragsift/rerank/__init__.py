@@ -8,7 +8,9 @@ from ragsift.rerank.base import Hit, Reranker, register_family
 from ragsift.rerank.calibration import Calibration, expected_calibration_error
 from ragsift.rerank.causal_lm import CausalLMReranker, is_causal_lm
 from ragsift.rerank.cross_encoder import CrossEncoderReranker, is_cross_encoder
+from ragsift.rerank.late_interaction import LateInteractionReranker, is_late_interaction
 
+register_family("colbert", LateInteractionReranker, is_late_interaction)
 register_family("cross-encoder", CrossEncoderReranker, is_cross_encoder)
 register_family("llm", CausalLMReranker, is_causal_lm)
 
@@ -17,6 +19,7 @@ __all__ = [
     "CausalLMReranker",
     "CrossEncoderReranker",
     "Hit",
+    "LateInteractionReranker",
     "Reranker",
     "expected_calibration_error",
     "register_family",
