@@ -134,3 +134,20 @@ def minilm_cross_encoder(tmp_path_factory, minilm_dir) -> Path:
     tokenizer = AutoTokenizer.from_pretrained(minilm_dir)
     folder = tmp_path_factory.mktemp("ce") / "minilm-fresh-head"
     return CrossEncoderReranker(model, tokenizer, max_length=256, device="cpu").save(folder)
+
+
+@pytest.fixture(scope="session")
+def tiny_llm(tmp_path_factory, minilm_dir):
+    """A 2-layer, 32-wide Llama with random weights and MiniLM's tokenizer."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    tokenizer = AutoTokenizer.from_pretrained(minilm_dir)
+    config = LlamaConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, intermediate_size=64,
+                         num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
+                         max_position_embeddings=256, pad_token_id=tokenizer.pad_token_id)
+    folder = tmp_path_factory.mktemp("llm") / "tiny-llama"
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

@@ -17,21 +17,6 @@ PAIRS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def tiny_llm(tmp_path_factory, minilm_dir):
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    tokenizer = AutoTokenizer.from_pretrained(minilm_dir)
-    config = LlamaConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, intermediate_size=64,
-                         num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
-                         max_position_embeddings=256, pad_token_id=tokenizer.pad_token_id)
-    folder = tmp_path_factory.mktemp("llm") / "tiny-llama"
-    LlamaForCausalLM(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
-
-
 def test_scores_equal_the_models_own_logits(tiny_llm):
     reranker = Reranker.load(tiny_llm, max_length=128, device="cpu")
     assert isinstance(reranker, CausalLMReranker)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from ragsift import __version__
 from ragsift.errors import RagsiftError
 
-_GROUPS = ("search", "index", "evaluate", "rerank", "demo", "datasets")
+_GROUPS = ("search", "index", "evaluate", "rerank", "train", "demo", "datasets")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -173,6 +173,24 @@ class BiEncoder:
     def _prompt(self, keys: Sequence[str]) -> str:
         return next((self.layout.prompts[k] for k in keys if k in self.layout.prompts), "")
 
+    def prompt_for(self, kind: str) -> str:
+        """The model's prompt for ``"query"`` or ``"document"`` texts (``""`` if none)."""
+        return self._prompt(_QUERY_PROMPT_KEYS if kind == "query" else _DOCUMENT_PROMPT_KEYS)
+
+    def tokenize(self, texts: Sequence[str], prompt: str = "",
+                 max_length: int | None = None) -> tuple[dict[str, torch.Tensor], int]:
+        """A padded batch of ``prompt + text`` (cut at ``max_length``, at most
+        :attr:`max_length`) and the prompt length to pass to :meth:`embed`."""
+        if self.layout.do_lower_case:
+            texts, prompt = [t.lower() for t in texts], prompt.lower()
+        limit = min(max_length or self.max_length, self.max_length)
+        ids = self.tokenizer([prompt + t for t in texts], truncation=True, max_length=limit,
+                             return_attention_mask=False, return_token_type_ids=False,
+                             verbose=False)["input_ids"]
+        features = pad_features({"input_ids": ids}, self.tokenizer.pad_token_id,
+                                self.tokenizer.padding_side)
+        return features, self._prompt_length(prompt)
+
     def encode_queries(self, queries: Sequence[str], **kwargs) -> np.ndarray:
         """Encode queries with the model's query prompt (if it has one)."""
         return self.encode(queries, prompt=self._prompt(_QUERY_PROMPT_KEYS), **kwargs)
@@ -220,7 +238,7 @@ class BiEncoder:
             for batch in tqdm(batches, desc="encode", unit="batch", disable=not show_progress):
                 features = pad_features({"input_ids": [encodings[i] for i in batch]},
                                         self.tokenizer.pad_token_id, self.tokenizer.padding_side)
-                out[batch] = self._forward(features, prompt_length, normalize).cpu().numpy()
+                out[batch] = self.embed(features, prompt_length, normalize).cpu().numpy()
         return out
 
     def _prompt_length(self, prompt: str) -> int:
@@ -229,12 +247,16 @@ class BiEncoder:
         # Prompt tokens are masked out of pooling; the final special token is not part of them.
         return len(self.tokenizer(prompt, add_special_tokens=True)["input_ids"]) - 1
 
-    def _forward(self, features: dict[str, torch.Tensor], prompt_length: int,
-                 normalize: bool) -> torch.Tensor:
+    def embed(self, features: dict[str, torch.Tensor], prompt_length: int = 0,
+              normalize: bool | None = None) -> torch.Tensor:
+        """Vectors of one padded batch (``input_ids``, ``attention_mask``), differentiable on
+        the torch backend; the first ``prompt_length`` tokens are left out of pooling."""
+        normalize = self.layout.normalize if normalize is None else normalize
         if self._session is not None:
             hidden = self._session(features)
         else:
-            features = {k: v.to(self.device) for k, v in features.items()}
+            device = next(self.model.parameters()).device  # the trainer may have moved it
+            features = {k: v.to(device) for k, v in features.items()}
             hidden = self.model(**features).last_hidden_state
         mask = features["attention_mask"].to(hidden.device)
         if prompt_length:

@@ -114,24 +114,41 @@ class CausalLMReranker(Reranker):
     def passage_budget(self, query: str) -> int:
         return self.max_length - len(self._encode([self.prompt(query, "")])[0])
 
+    def encode_prompts(self, pairs: Sequence[tuple[str, str]]) -> list[list[int]]:
+        """Token ids of each pair's prompt, the passage cut to fit :attr:`max_length`."""
+        ids = []
+        for query, passage in pairs:
+            budget = self.passage_budget(query)
+            tokens = self._tokenizer(passage, add_special_tokens=False,
+                                     return_offsets_mapping=True)["offset_mapping"]
+            if len(tokens) > budget:
+                passage = passage[:tokens[max(budget, 1) - 1][1]]
+            ids.append(self._encode([self.prompt(query, passage)])[0])
+        return ids
+
+    def log_odds(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """``logsumexp z_yes - logsumexp z_no`` at the last position of a left-padded batch
+        (differentiable: training uses it too)."""
+        device = next(self.model.parameters()).device
+        mask = attention_mask.to(device)
+        positions = (mask.cumsum(1) - 1).clamp(min=0)
+        logits = self.model(input_ids=input_ids.to(device), attention_mask=mask,
+                            position_ids=positions).logits[:, -1].float()
+        yes = torch.tensor(self.yes_ids, device=device)
+        no = torch.tensor(self.no_ids, device=device)
+        return torch.logsumexp(logits[:, yes], 1) - torch.logsumexp(logits[:, no], 1)
+
     def score_fitted(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
         encoded = self._encode([self.prompt(q, p) for q, p in pairs])
         out = np.zeros(len(pairs), dtype=np.float32)
-        yes = torch.tensor(self.yes_ids, device=self.device)
-        no = torch.tensor(self.no_ids, device=self.device)
         batches = length_sorted_batches([len(e) for e in encoded], self.batch_size,
                                         self.max_batch_tokens)
         with torch.inference_mode():
             for batch in batches:
                 features = pad_features({"input_ids": [encoded[i] for i in batch]}, self.pad_id,
                                         padding_side="left")
-                mask = features["attention_mask"].to(self.device)
-                positions = (mask.cumsum(1) - 1).clamp(min=0)
-                logits = self.model(input_ids=features["input_ids"].to(self.device),
-                                    attention_mask=mask, position_ids=positions).logits[:, -1]
-                logits = logits.float()
-                raw = torch.logsumexp(logits[:, yes], 1) - torch.logsumexp(logits[:, no], 1)
-                out[batch] = raw.cpu().numpy()
+                out[batch] = self.log_odds(features["input_ids"],
+                                           features["attention_mask"]).float().cpu().numpy()
         return out
 
 

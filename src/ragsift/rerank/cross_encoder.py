@@ -109,26 +109,30 @@ class CrossEncoderReranker(Reranker):
         """Save atomically in the layout ``sentence_transformers.CrossEncoder`` loads."""
         path = Path(path)
         with atomic_dir(path) as tmp:
-            self.model.save_pretrained(tmp)
-            self._tokenizer.save_pretrained(tmp)
-            modules = [{"idx": 0, "name": "0", "path": "",
-                        "type": "sentence_transformers.base.modules.transformer.Transformer"}]
-            (tmp / "modules.json").write_text(json.dumps(modules, indent=2))
-            (tmp / "sentence_bert_config.json").write_text(json.dumps({
-                "transformer_task": "sequence-classification",
-                "modality_config": {"text": {"method": "forward",
-                                             "method_output_name": "logits"}},
-                "module_output_name": "scores",
-            }, indent=2))
-            activation = ("torch.nn.modules.activation.Sigmoid"
-                          if self.model.config.num_labels == 1 else
-                          "torch.nn.modules.linear.Identity")
-            (tmp / "config_sentence_transformers.json").write_text(json.dumps({
-                "activation_fn": activation, "model_type": "CrossEncoder", "prompts": {},
-                "default_prompt_name": None,
-            }, indent=2))
-            self.save_calibration(tmp)
+            self.write(tmp)
         return path
+
+    def write(self, tmp: Path) -> None:
+        """Write the model files into an existing folder (see :meth:`save`)."""
+        self.model.save_pretrained(tmp)
+        self._tokenizer.save_pretrained(tmp)
+        modules = [{"idx": 0, "name": "0", "path": "",
+                    "type": "sentence_transformers.base.modules.transformer.Transformer"}]
+        (tmp / "modules.json").write_text(json.dumps(modules, indent=2))
+        (tmp / "sentence_bert_config.json").write_text(json.dumps({
+            "transformer_task": "sequence-classification",
+            "modality_config": {"text": {"method": "forward",
+                                         "method_output_name": "logits"}},
+            "module_output_name": "scores",
+        }, indent=2))
+        activation = ("torch.nn.modules.activation.Sigmoid"
+                      if self.model.config.num_labels == 1 else
+                      "torch.nn.modules.linear.Identity")
+        (tmp / "config_sentence_transformers.json").write_text(json.dumps({
+            "activation_fn": activation, "model_type": "CrossEncoder", "prompts": {},
+            "default_prompt_name": None,
+        }, indent=2))
+        self.save_calibration(tmp)
 
 
 def is_cross_encoder(config: dict, folder: Path) -> bool:

@@ -1,0 +1,214 @@
+"""Training configurations: YAML files parsed into validated dataclasses, one per task.
+
+A config file holds the keys of the task's dataclass at the top level; an unknown key is an
+error that names the file, its line and the key. Command-line flags override the file.
+
+Example ``configs/embedding-scifact.yaml``::
+
+    model: minilm-l6
+    data: ../shared/datasets/scifact
+    learning_rate: 3.0e-5
+    temperature: 0.05
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_type_hints
+
+from ragsift.errors import DataFormatError, RagsiftError
+
+Task = Literal["embedding", "reranker", "colbert", "llm-reranker"]
+
+
+@dataclass
+class TrainConfig:
+    """Settings every task shares.
+
+    Data: ``data`` is a training jsonl or a BEIR folder (``split`` qrels give positives, BM25
+    ranks ``negatives_skip+1 .. negatives_skip+negatives_depth`` give negatives).
+    Evaluation: ``eval_data`` (a BEIR folder) is scored with nDCG@10 on ``eval_split`` every
+    ``eval_steps`` and at the end, on at most ``eval_queries`` queries.
+    """
+
+    model: str = ""
+    data: str = ""
+    out: str = ""
+    split: str = "train"
+    negatives: int = 7
+    negatives_depth: int = 30
+    negatives_skip: int = 0
+    max_steps: int = -1
+    epochs: float = 1.0
+    batch_size: int = 16
+    gradient_accumulation_steps: int = 1
+    learning_rate: float = 2e-5
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    max_grad_norm: float = 1.0
+    seed: int = 0
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    gradient_checkpointing: bool = False
+    save_steps: int = 500
+    save_total_limit: int = 2
+    logging_steps: int = 10
+    eval_data: str = ""
+    eval_split: str = "test"
+    eval_steps: int = 0
+    eval_queries: int = 200
+    eval_k: int = 50
+    resume: bool = True
+    query_max_length: int = 64
+    max_length: int = 256
+
+
+@dataclass
+class EmbeddingConfig(TrainConfig):
+    """Bi-encoder: InfoNCE over in-batch and hard negatives, optionally MRL.
+
+    ``matryoshka_dims`` (e.g. ``[384, 256, 128, 64]``) with ``matryoshka_weights`` wraps the
+    loss in MRL. ``gather`` shares negatives across processes under torchrun.
+    """
+
+    temperature: float = 0.05
+    symmetric: bool = False
+    gather: bool = True
+    matryoshka_dims: list[int] = field(default_factory=list)
+    matryoshka_weights: list[float] = field(default_factory=list)
+    negatives: int = 1
+    batch_size: int = 32
+
+
+@dataclass
+class RerankerConfig(TrainConfig):
+    """Cross-encoder from any encoder (a fresh 1-logit head when it has none): groups of one
+    positive and ``negatives`` negatives, loss ``listwise`` (softmax CE), ``pointwise`` (BCE)
+    or ``ranknet``; with teacher scores in the data, ``distill`` (``kl`` or ``margin-mse``)
+    replaces the label loss."""
+
+    loss: Literal["listwise", "pointwise", "ranknet"] = "listwise"
+    distill: Literal["", "kl", "margin-mse"] = ""
+    distill_temperature: float = 1.0
+    batch_size: int = 4
+    max_length: int = 384
+
+
+@dataclass
+class ColbertConfig(TrainConfig):
+    """ColBERT: MaxSim with in-batch and hard negatives (InfoNCE at ``temperature``), a fresh
+    ``embedding_size`` projection when the model has none; ``distill`` uses teacher scores."""
+
+    embedding_size: int = 128
+    temperature: float = 1.0
+    query_length: int = 32
+    document_length: int = 180
+    gather: bool = True
+    distill: Literal["", "kl"] = ""
+    distill_temperature: float = 1.0
+    negatives: int = 1
+    batch_size: int = 16
+
+
+@dataclass
+class LLMRerankerConfig(TrainConfig):
+    """LLM reranker: LoRA adapters (peft) on a causal LM, trained with listwise CE on the yes/no
+    log-odds; the adapters are merged into the saved model, which loads as a plain causal LM."""
+
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.05
+    lora_targets: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj",
+                                                             "o_proj"])
+    negatives: int = 3
+    batch_size: int = 2
+    learning_rate: float = 2e-4
+    max_length: int = 384
+
+
+CONFIGS: dict[str, type[TrainConfig]] = {
+    "embedding": EmbeddingConfig, "reranker": RerankerConfig, "colbert": ColbertConfig,
+    "llm-reranker": LLMRerankerConfig,
+}
+
+
+def load_config(task: str, path: str | Path | None = None,
+                overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """The task's config from a YAML file (optional) with ``overrides`` applied (``None``
+    values are ignored). Raises :class:`DataFormatError` naming the file, line and key of an
+    unknown key or a value of the wrong type."""
+    if task not in CONFIGS:
+        raise ValueError(f"unknown training task {task!r}; choose from {sorted(CONFIGS)}")
+    cls = CONFIGS[task]
+    values: dict[str, tuple[Any, int | None]] = {}
+    if path is not None:
+        values = _read_yaml(Path(path))
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            values[key] = (value, None)
+    hints = get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, (value, line) in values.items():
+        where = Path(path) if path is not None and line is not None else "<command line>"
+        if key not in names:
+            raise DataFormatError(where, line, key,
+                                  f"unknown key for {task} training; known: {sorted(names)}")
+        kwargs[key] = _coerce(value, hints[key], where, line, key)
+    config = cls(**kwargs)
+    for required in ("model", "data", "out"):
+        if not getattr(config, required):
+            raise RagsiftError(f"{task} training needs {required!r} (config file or "
+                               f"--{required})")
+    return config
+
+
+def _read_yaml(path: Path) -> dict[str, tuple[Any, int | None]]:
+    """Top-level keys of a YAML mapping with their 1-based line numbers."""
+    import yaml
+
+    try:
+        node = yaml.compose(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise DataFormatError(path, mark.line + 1 if mark else None, None,
+                              f"invalid YAML ({getattr(exc, 'problem', exc)})") from None
+    if node is None:
+        return {}
+    if not isinstance(node, yaml.MappingNode):
+        raise DataFormatError(path, node.start_mark.line + 1, None, "expected a mapping of keys")
+    loader = yaml.SafeLoader("")
+    out = {}
+    for key_node, value_node in node.value:
+        out[str(key_node.value)] = (loader.construct_object(value_node, deep=True),
+                                    key_node.start_mark.line + 1)
+    return out
+
+
+def _coerce(value: Any, hint: Any, where: Any, line: int | None, key: str) -> Any:
+    """Check (and, from strings, convert) ``value`` to the field's type."""
+    origin = getattr(hint, "__origin__", None)
+    try:
+        if origin is Literal:
+            if value not in hint.__args__:
+                raise ValueError(f"must be one of {list(hint.__args__)}")
+            return value
+        if origin is list:
+            if isinstance(value, str):
+                value = [v for v in value.split(",") if v]
+            item = hint.__args__[0]
+            return [item(v) for v in value]
+        if hint is bool:
+            if isinstance(value, str):
+                if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError("must be true or false")
+                return value.lower() in ("true", "1", "yes")
+            if not isinstance(value, bool):
+                raise ValueError("must be true or false")
+            return value
+        if hint is int and isinstance(value, float) and not value.is_integer():
+            raise ValueError("must be an integer")
+        return hint(value)
+    except (TypeError, ValueError) as exc:
+        raise DataFormatError(where, line, key, f"bad value {value!r}: {exc}") from None

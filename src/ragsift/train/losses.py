@@ -1,0 +1,128 @@
+"""Training losses for retrieval models, each a plain function of scores or vectors.
+
+Notation: ``B`` queries per batch; a group is one query's candidates, the positive first;
+``s`` are model scores, ``t`` teacher scores, ``tau`` a temperature.
+
+Embeddings and late interaction (contrastive):
+
+- :func:`info_nce` -- InfoNCE / in-batch softmax cross-entropy (van den Oord et al. 2018;
+  Karpukhin et al. 2020 for DPR's in-batch + hard negatives). With ``S_ij = s(q_i, d_j) / tau``
+  over every document of the batch (all positives and all hard negatives)::
+
+      L = -(1/B) sum_i log( exp(S_i,p(i)) / sum_j exp(S_ij) )
+
+  ``symmetric`` adds the document-to-query direction over the positives,
+  ``-(1/B) sum_i log(exp(S_i,p(i)) / sum_k exp(S_k,p(i)))``, and averages the two.
+  Known positives of ``q_i`` other than its target are removed from its denominator.
+- :func:`matryoshka` -- MRL (Kusupati et al. 2022): ``sum_k w_k L(q[:, :m_k], d[:, :m_k])``
+  with vectors re-normalised after truncation.
+
+Cross-encoder rerankers (groups of G = 1 positive + G-1 negatives, logits ``s`` of shape (B, G)):
+
+- :func:`pointwise_bce` -- ``-(1/BG) sum [y log sigmoid(s) + (1-y) log(1 - sigmoid(s))]``.
+- :func:`listwise_ce` -- softmax cross-entropy with the positive at column 0:
+  ``-(1/B) sum_i log softmax(s_i / tau)_0`` (Nogueira & Cho's pairwise setting generalised to
+  lists; the "localised contrastive estimation" of Gao et al. 2021).
+- :func:`ranknet` -- RankNet (Burges et al. 2005) over every pair with ``y_a > y_b``:
+  ``mean log(1 + exp(-(s_a - s_b)))``.
+
+Distillation from teacher scores:
+
+- :func:`kl_distillation` -- ``tau^2 KL(softmax(t/tau) || softmax(s/tau))`` averaged over
+  queries (Hinton et al. 2015).
+- :func:`margin_mse` -- MarginMSE (Hofstätter et al. 2020):
+  ``mean_i,k ((s_i0 - s_ik) - (t_i0 - t_ik))^2`` over each group's negatives ``k``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+
+
+def info_nce(scores: torch.Tensor, targets: torch.Tensor, temperature: float = 0.05,
+             exclude: torch.Tensor | None = None, symmetric: bool = False) -> torch.Tensor:
+    """InfoNCE over a query-by-document score matrix.
+
+    Args:
+        scores: ``(B, N)`` similarities of each query with every document of the batch.
+        targets: ``(B,)`` column of each query's positive.
+        temperature: ``tau``.
+        exclude: ``(B, N)`` true where a document must leave a query's denominator (another
+            known positive of that query); the target column is never excluded.
+        symmetric: also the document-to-query loss over the target columns.
+
+    Returns:
+        The scalar loss.
+    """
+    logits = scores / temperature
+    rows = torch.arange(len(targets), device=scores.device)
+    if exclude is not None:
+        exclude = exclude.clone()
+        exclude[rows, targets] = False
+        logits = logits.masked_fill(exclude, torch.finfo(logits.dtype).min)
+    loss = F.cross_entropy(logits, targets)
+    if symmetric:
+        # column p(i) against the other queries of the batch
+        columns = logits[:, targets].T  # (B, B): row i = doc p(i) scored by every query
+        loss = (loss + F.cross_entropy(columns, rows)) / 2
+    return loss
+
+
+def contrastive_targets(batch: int, offset: int = 0) -> torch.Tensor:
+    """Target columns when documents are laid out as ``[positives (B), negatives...]`` and this
+    process's positives start at column ``offset`` of the gathered matrix."""
+    return torch.arange(batch) + offset
+
+
+def matryoshka(loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+               queries: torch.Tensor, docs: torch.Tensor, dims: Sequence[int],
+               weights: Sequence[float] | None = None) -> torch.Tensor:
+    """MRL: ``sum_k w_k loss(norm(q[:, :m_k]), norm(d[:, :m_k]))`` (weights default to 1)."""
+    weights = list(weights) if weights else [1.0] * len(dims)
+    if len(weights) != len(dims):
+        raise ValueError(f"{len(dims)} MRL dims but {len(weights)} weights")
+    total = queries.new_zeros(())
+    for dim, weight in zip(dims, weights):
+        total = total + weight * loss(F.normalize(queries[:, :dim], dim=-1),
+                                      F.normalize(docs[:, :dim], dim=-1))
+    return total
+
+
+def pointwise_bce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy of each logit against its 0/1 (or soft) label."""
+    return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
+
+
+def listwise_ce(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """Softmax cross-entropy of ``(B, G)`` group logits with the positive in column 0."""
+    targets = torch.zeros(len(logits), dtype=torch.long, device=logits.device)
+    return F.cross_entropy(logits / temperature, targets)
+
+
+def ranknet(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """RankNet over ``(B, G)`` logits: ``mean log(1 + exp(-(s_a - s_b)))`` for every pair of a
+    group with ``label_a > label_b`` (0 when no group has such a pair)."""
+    diff = logits[:, :, None] - logits[:, None, :]
+    better = (labels[:, :, None] > labels[:, None, :]).to(logits.dtype)
+    count = better.sum()
+    if count == 0:
+        return logits.sum() * 0
+    return (F.softplus(-diff) * better).sum() / count
+
+
+def kl_distillation(student: torch.Tensor, teacher: torch.Tensor,
+                    temperature: float = 1.0) -> torch.Tensor:
+    """``tau^2 * KL(softmax(t / tau) || softmax(s / tau))`` for ``(B, G)`` scores, mean over B."""
+    target = F.log_softmax(teacher / temperature, dim=-1)
+    predicted = F.log_softmax(student / temperature, dim=-1)
+    return F.kl_div(predicted, target, log_target=True, reduction="batchmean") * temperature ** 2
+
+
+def margin_mse(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """MarginMSE for ``(B, G)`` scores with the positive in column 0."""
+    student_margin = student[:, :1] - student[:, 1:]
+    teacher_margin = teacher[:, :1] - teacher[:, 1:]
+    return F.mse_loss(student_margin, teacher_margin)

@@ -1,0 +1,97 @@
+"""Bi-encoder training: InfoNCE over in-batch and hard negatives, optionally Matryoshka.
+
+Batch layout: ``B`` queries; documents ``[positives (B), negatives (B x n)]``. Under torchrun
+the queries, positives and negatives of every process are gathered (gradients kept for the local
+shard, :mod:`ragsift.train.distributed`) so each query sees every document of the global batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ragsift.models.bi_encoder import BiEncoder
+from ragsift.train.config import EmbeddingConfig
+from ragsift.train.data import TrainingItem
+from ragsift.train.losses import info_nce, matryoshka
+from ragsift.train.task import TrainingTask
+from ragsift.train.tasks.contrastive import contrastive_inputs, gathered_contrastive
+from ragsift.types import Corpus, Queries, Run
+
+
+class _TwoTowers(torch.nn.Module):
+    """Queries and documents through the same encoder in one forward call."""
+
+    def __init__(self, encoder: BiEncoder) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.transformer = encoder.model
+        self.dense = torch.nn.ModuleList(layer.linear for layer in encoder.layout.dense)
+
+    def forward(self, query_input_ids: torch.Tensor, query_attention_mask: torch.Tensor,
+                doc_input_ids: torch.Tensor, doc_attention_mask: torch.Tensor,
+                query_prompt_length: int = 0, doc_prompt_length: int = 0,
+                **_: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        queries = self.encoder.embed({"input_ids": query_input_ids,
+                                      "attention_mask": query_attention_mask},
+                                     int(query_prompt_length))
+        docs = self.encoder.embed({"input_ids": doc_input_ids,
+                                   "attention_mask": doc_attention_mask}, int(doc_prompt_length))
+        return queries, docs
+
+
+class EmbeddingTask(TrainingTask):
+    """Train any sentence-transformers or transformers encoder as a bi-encoder."""
+
+    config: EmbeddingConfig
+
+    def __init__(self, config: EmbeddingConfig) -> None:
+        super().__init__(config)
+        self.encoder = BiEncoder.from_pretrained(config.model, device="cpu")
+        self.module = _TwoTowers(self.encoder)
+
+    def collate(self, items: Sequence[TrainingItem]) -> dict[str, torch.Tensor]:
+        queries, query_prompt = self.encoder.tokenize(
+            [item.query for item in items], self.encoder.prompt_for("query"),
+            self.config.query_max_length)
+        texts, keys = contrastive_inputs(items)
+        docs, doc_prompt = self.encoder.tokenize(texts, self.encoder.prompt_for("document"),
+                                                 self.config.max_length)
+        return {"query_input_ids": queries["input_ids"],
+                "query_attention_mask": queries["attention_mask"],
+                "doc_input_ids": docs["input_ids"], "doc_attention_mask": docs["attention_mask"],
+                "query_prompt_length": query_prompt, "doc_prompt_length": doc_prompt, **keys}
+
+    def loss(self, outputs: tuple[torch.Tensor, torch.Tensor],
+             batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        config = self.config
+
+        def contrastive(queries: torch.Tensor, docs: torch.Tensor) -> torch.Tensor:
+            return gathered_contrastive(
+                queries, docs, batch, config.gather,
+                lambda q, d: q @ d.T,
+                lambda scores, targets, exclude: info_nce(scores, targets, config.temperature,
+                                                          exclude, config.symmetric))
+
+        queries, docs = outputs
+        if config.matryoshka_dims:
+            return matryoshka(contrastive, queries, docs, config.matryoshka_dims,
+                              config.matryoshka_weights)
+        return contrastive(queries, docs)
+
+    def save(self, folder: Path) -> None:
+        self.encoder._fingerprint = None
+        self.encoder.model.save_pretrained(folder)
+        self.encoder.tokenizer.save_pretrained(folder)
+        self.encoder.layout.write(folder, dim=int(self.encoder.model.config.hidden_size))
+
+    def run(self, queries: Queries, corpus: Corpus, candidates: Run) -> Run:
+        from ragsift.retrieve.dense import DenseRetriever
+
+        self.encoder._fingerprint = None  # the weights changed since the last fingerprint
+        retriever = DenseRetriever(self.encoder, cache_dir=False)
+        retriever.index(corpus)
+        return retriever.search(queries, k=100)

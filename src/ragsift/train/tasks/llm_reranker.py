@@ -1,0 +1,84 @@
+"""LLM reranker training: LoRA adapters on a causal LM, listwise softmax cross-entropy over the
+yes/no log-odds (:meth:`ragsift.rerank.causal_lm.CausalLMReranker.log_odds`) of each group.
+
+Only the adapters train (``lora_r``, ``lora_alpha``, ``lora_dropout`` on ``lora_targets``); the
+saved folder holds the merged weights, so it loads as a plain transformers causal LM (and as a
+ragsift ``llm`` reranker) without peft. A GGUF starting point is dequantised by transformers
+on load and saved as safetensors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ragsift.errors import MissingExtraError
+from ragsift.models.batching import pad_features
+from ragsift.rerank.causal_lm import CausalLMReranker
+from ragsift.train.config import LLMRerankerConfig
+from ragsift.train.data import TrainingItem
+from ragsift.train.losses import listwise_ce
+from ragsift.train.task import TrainingTask
+from ragsift.types import Corpus, Queries, Run
+
+
+class _LogOdds(torch.nn.Module):
+    """The peft-wrapped LM returning the yes/no log-odds of each prompt."""
+
+    def __init__(self, reranker: CausalLMReranker, peft_model: torch.nn.Module) -> None:
+        super().__init__()
+        self.reranker = reranker
+        self.peft_model = peft_model
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                **_: Any) -> torch.Tensor:
+        return self.reranker.log_odds(input_ids, attention_mask)
+
+
+class LLMRerankerTask(TrainingTask):
+    """LoRA fine-tuning of an LLM reranker (a causal LM folder, GGUF, or ``smollm2-135m``)."""
+
+    config: LLMRerankerConfig
+
+    def __init__(self, config: LLMRerankerConfig) -> None:
+        super().__init__(config)
+        try:
+            from peft import LoraConfig, get_peft_model
+        except ImportError as exc:
+            raise MissingExtraError("peft", "train") from exc
+        self.reranker = CausalLMReranker.from_pretrained(config.model,
+                                                         max_length=config.max_length,
+                                                         device="cpu")
+        lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha,
+                          lora_dropout=config.lora_dropout, target_modules=config.lora_targets,
+                          task_type="CAUSAL_LM")
+        with torch.random.fork_rng():
+            torch.manual_seed(config.seed)
+            self.peft_model = get_peft_model(self.reranker.model, lora)
+        self.module = _LogOdds(self.reranker, self.peft_model)
+
+    def collate(self, items: Sequence[TrainingItem]) -> dict[str, torch.Tensor]:
+        pairs = [(item.query, text) for item in items for text in [item.positive, *item.negatives]]
+        features = pad_features({"input_ids": self.reranker.encode_prompts(pairs)},
+                                self.reranker.pad_id, padding_side="left")
+        features["groups_"] = torch.zeros(len(items), 1 + len(items[0].negatives))
+        return features
+
+    def loss(self, outputs: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return listwise_ce(outputs.view(batch["groups_"].shape))
+
+    def save(self, folder: Path) -> None:
+        merged = self.peft_model.merge_and_unload()
+        merged.save_pretrained(folder)
+        self.reranker.tokenizer.save_pretrained(folder)
+
+    def run(self, queries: Queries, corpus: Corpus, candidates: Run) -> Run:
+        was_training = self.module.training
+        self.module.eval()
+        try:
+            return self.reranker.rerank(queries, corpus, candidates, k=self.config.eval_k)
+        finally:
+            self.module.train(was_training)

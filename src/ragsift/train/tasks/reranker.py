@@ -1,0 +1,113 @@
+"""Cross-encoder training on groups of one positive and ``n`` negatives per query.
+
+Logits of a batch form a ``(B, 1 + n)`` matrix, positive in column 0. Loss: listwise softmax
+cross-entropy, pointwise BCE or RankNet (:mod:`ragsift.train.losses`); with teacher scores in
+the data and ``distill`` set, KL or MarginMSE against the teacher instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ragsift.models.hub import resolve_model
+from ragsift.rerank.cross_encoder import CrossEncoderReranker
+from ragsift.train.config import RerankerConfig
+from ragsift.train.data import TrainingItem
+from ragsift.train.losses import kl_distillation, listwise_ce, margin_mse, pointwise_bce, ranknet
+from ragsift.train.task import TrainingTask
+from ragsift.types import Corpus, Queries, Run
+
+
+class _PairScorer(torch.nn.Module):
+    """A sequence-classification model returning one raw score per pair."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                token_type_ids: torch.Tensor | None = None, **_: Any) -> torch.Tensor:
+        extra = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
+        logits = self.model(input_ids=input_ids, attention_mask=attention_mask, **extra).logits
+        return logits[:, 0] if logits.shape[1] == 1 else logits[:, 1] - logits[:, 0]
+
+
+def group_scores(items: Sequence[TrainingItem]) -> torch.Tensor | None:
+    """``(B, 1 + n)`` teacher scores when every item has them, else ``None``."""
+    if any(item.scores is None for item in items):
+        return None
+    return torch.tensor([item.scores for item in items], dtype=torch.float32)
+
+
+class RerankerTask(TrainingTask):
+    """Train a cross-encoder (from a cross-encoder, or any encoder with a fresh head)."""
+
+    config: RerankerConfig
+
+    def __init__(self, config: RerankerConfig) -> None:
+        from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+        super().__init__(config)
+        folder = resolve_model(config.model)
+        model_config = AutoConfig.from_pretrained(folder)
+        is_classifier = any(a.endswith("ForSequenceClassification")
+                            for a in model_config.architectures or [])
+        extra = {} if is_classifier else {"num_labels": 1}
+        with torch.random.fork_rng():
+            torch.manual_seed(config.seed)  # a fresh head is seeded
+            model = AutoModelForSequenceClassification.from_pretrained(folder, **extra)
+        self.tokenizer = AutoTokenizer.from_pretrained(folder)
+        self.module = _PairScorer(model)
+
+    def collate(self, items: Sequence[TrainingItem]) -> dict[str, torch.Tensor]:
+        queries = [item.query for item in items for _ in range(1 + len(item.negatives))]
+        passages = [text for item in items for text in [item.positive, *item.negatives]]
+        batch = dict(self.tokenizer(queries, passages, truncation="longest_first",
+                                    max_length=self.config.max_length, padding=True,
+                                    return_tensors="pt"))
+        group = 1 + len(items[0].negatives)
+        labels = torch.zeros(len(items), group)
+        labels[:, 0] = 1
+        batch["labels_"] = labels
+        teacher = group_scores(items)
+        if teacher is not None:
+            batch["teacher_scores"] = teacher
+        return batch
+
+    def loss(self, outputs: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        labels = batch["labels_"]
+        scores = outputs.view(labels.shape)
+        config = self.config
+        if config.distill:
+            if "teacher_scores" not in batch:
+                raise ValueError("distill is set but the training data has no teacher scores "
+                                 "(pos_scores/neg_scores)")
+            teacher = batch["teacher_scores"]
+            if config.distill == "kl":
+                return kl_distillation(scores, teacher, config.distill_temperature)
+            return margin_mse(scores, teacher)
+        if config.loss == "pointwise":
+            return pointwise_bce(scores, labels)
+        if config.loss == "ranknet":
+            return ranknet(scores, labels)
+        return listwise_ce(scores)
+
+    def reranker(self) -> CrossEncoderReranker:
+        """The live model behind the reranker API (shares the weights being trained)."""
+        device = str(next(self.module.parameters()).device)
+        return CrossEncoderReranker(self.module.model, self.tokenizer,
+                                    max_length=self.config.max_length, device=device)
+
+    def save(self, folder: Path) -> None:
+        self.reranker().write(folder)
+
+    def run(self, queries: Queries, corpus: Corpus, candidates: Run) -> Run:
+        was_training = self.module.training
+        try:
+            return self.reranker().rerank(queries, corpus, candidates, k=self.config.eval_k)
+        finally:
+            self.module.train(was_training)

@@ -1,0 +1,161 @@
+"""The shared training loop: the Hugging Face Trainer driving a :class:`TrainingTask`.
+
+The HF Trainer brings the engine (DDP under ``torchrun``, FSDP / DeepSpeed through its
+arguments, mixed precision, gradient accumulation, checkpointing and exact resume: model,
+optimizer, scheduler, RNG states and the data position are restored). ragsift brings the task:
+model, batches and loss.
+
+Folders: checkpoints go to ``<out>.checkpoints/`` while training; the final model is written to
+``<out>`` atomically (a temporary folder renamed at the end), with ``ragsift_train.json``
+(config, steps, seconds, losses and evaluations). A rerun after a kill resumes from the last
+checkpoint; the checkpoints are deleted once the final model is written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
+
+from ragsift.atomic import atomic_dir
+from ragsift.train.config import TrainConfig
+from ragsift.train.data import TrainingItems, load_examples
+from ragsift.train.task import TrainingTask
+from ragsift.train.tasks import build_task
+
+logger = logging.getLogger(__name__)
+
+REPORT_FILE = "ragsift_train.json"
+
+
+class RetrievalTrainer(Trainer):
+    """``Trainer`` whose loss comes from the task (the module returns representations)."""
+
+    def __init__(self, task: TrainingTask, **kwargs: Any) -> None:
+        super().__init__(model=task.module, data_collator=task.collate, **kwargs)
+        self.task = task
+        self.model_accepts_loss_kwargs = False  # our losses are means: let the Trainer scale
+
+    def compute_loss(self, model: torch.nn.Module, inputs: dict[str, Any],
+                     return_outputs: bool = False, num_items_in_batch: Any = None) -> Any:
+        outputs = model(**inputs)
+        loss = self.task.loss(outputs, inputs)
+        return (loss, outputs) if return_outputs else loss
+
+
+class BeirEvaluation(TrainerCallback):
+    """nDCG@10 of the live model on a BEIR split every ``eval_steps`` and at the end.
+
+    Queries are the first ``eval_queries`` judged ones (sorted ids); candidates are BM25's top
+    ``eval_k`` (rerankers re-score them, bi-encoders search the whole corpus).
+    """
+
+    def __init__(self, task: TrainingTask, config: TrainConfig) -> None:
+        from ragsift.data.beir import load_beir
+        from ragsift.retrieve.bm25 import BM25Retriever
+
+        self.task = task
+        self.every = config.eval_steps
+        data = load_beir(config.eval_data, config.eval_split)
+        chosen = sorted(data.queries)[:config.eval_queries]
+        self.queries = {qid: data.queries[qid] for qid in chosen}
+        self.qrels = {qid: data.qrels[qid] for qid in chosen}
+        self.corpus = data.corpus
+        bm25 = BM25Retriever()
+        bm25.index(self.corpus)
+        self.candidates = bm25.search(self.queries, k=config.eval_k)
+        self.history: list[dict[str, float]] = []
+
+    def score(self, step: int) -> float:
+        from ragsift.evaluate import evaluate
+
+        start = time.perf_counter()
+        run = self.task.run(self.queries, self.corpus, self.candidates)
+        value = evaluate(self.qrels, run, ["ndcg@10"]).mean["ndcg@10"]
+        self.history.append({"step": step, "ndcg@10": value,
+                             "seconds": time.perf_counter() - start})
+        logger.info("step %d: nDCG@10 %.4f on %d queries", step, value, len(self.queries))
+        return value
+
+    def on_step_end(self, args, state, control, **kwargs):  # noqa: D102 (Trainer hook)
+        if self.every and state.global_step % self.every == 0 and state.is_world_process_zero:
+            self.score(state.global_step)
+
+    def on_train_end(self, args, state, control, **kwargs):  # noqa: D102 (Trainer hook)
+        if state.is_world_process_zero and (not self.history or
+                                            self.history[-1]["step"] != state.global_step):
+            self.score(state.global_step)
+
+
+def _precision(config: TrainConfig) -> dict[str, bool]:
+    choice = config.precision
+    if choice == "auto":
+        choice = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() \
+            else "fp32"
+    return {"bf16": choice == "bf16", "fp16": choice == "fp16"}
+
+
+def checkpoints_dir(out: str | Path) -> Path:
+    """Where checkpoints of a run writing ``out`` live."""
+    out = Path(out)
+    return out.with_name(out.name + ".checkpoints")
+
+
+def train(task_name: str, config: TrainConfig, callbacks: list[TrainerCallback] | None = None
+          ) -> Path:
+    """Train ``task_name`` as ``config`` says; returns the folder of the final model.
+
+    Resumes from ``<out>.checkpoints`` when it holds a checkpoint and ``config.resume``.
+    """
+    set_seed(config.seed)
+    out = Path(config.out)
+    task = build_task(task_name, config)
+    if config.gradient_checkpointing:
+        task.enable_gradient_checkpointing()
+    examples = load_examples(config.data, config.split, config.negatives_depth,
+                             config.negatives_skip)
+    dataset = TrainingItems(examples, config.negatives, config.seed)
+    checkpoints = checkpoints_dir(out)
+    args = TrainingArguments(
+        output_dir=str(checkpoints), per_device_train_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        learning_rate=config.learning_rate, num_train_epochs=config.epochs,
+        max_steps=config.max_steps, warmup_steps=config.warmup_ratio,
+        weight_decay=config.weight_decay, max_grad_norm=config.max_grad_norm,
+        logging_steps=config.logging_steps, save_strategy="steps",
+        save_steps=config.save_steps, save_total_limit=config.save_total_limit,
+        seed=config.seed, data_seed=config.seed, report_to=[], remove_unused_columns=False,
+        dataloader_drop_last=len(dataset) >= config.batch_size, dataloader_num_workers=0,
+        dataloader_pin_memory=torch.cuda.is_available(),
+        **_precision(config))
+    evaluation = BeirEvaluation(task, config) if config.eval_data else None
+    trainer = RetrievalTrainer(task, args=args, train_dataset=dataset,
+                               callbacks=[c for c in [evaluation, *(callbacks or [])] if c])
+    resume = config.resume and any(checkpoints.glob("checkpoint-*"))
+    if resume:
+        logger.info("resuming from the last checkpoint in %s", checkpoints)
+    start = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=True if resume else None)
+    seconds = time.perf_counter() - start
+    if trainer.is_world_process_zero():
+        report = {
+            "task": task_name, "config": dataclasses.asdict(config),
+            "steps": result.global_step, "train_seconds": seconds,
+            "examples": len(dataset), "resumed": bool(resume),
+            "losses": [entry for entry in trainer.state.log_history if "loss" in entry],
+            "evaluations": evaluation.history if evaluation else [],
+        }
+        with atomic_dir(out) as tmp:
+            task.save(tmp)
+            (tmp / REPORT_FILE).write_text(json.dumps(report, indent=2))
+        shutil.rmtree(checkpoints, ignore_errors=True)
+        logger.info("trained %s for %d steps in %.0fs; wrote %s", task_name, result.global_step,
+                    seconds, out)
+    return out

@@ -1,0 +1,101 @@
+"""Losses against values computed by hand (plain math on small inputs)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ragsift.train.losses import (
+    info_nce,
+    kl_distillation,
+    listwise_ce,
+    margin_mse,
+    matryoshka,
+    pointwise_bce,
+    ranknet,
+)
+
+
+def nll(row: list[float], target: int) -> float:
+    return -(row[target] - math.log(sum(math.exp(x) for x in row)))
+
+
+def test_info_nce_by_hand():
+    scores = torch.tensor([[1.0, 0.0, 0.5], [0.2, 0.8, 0.1]])
+    targets = torch.tensor([0, 1])
+    expected = (nll([1.0, 0.0, 0.5], 0) + nll([0.2, 0.8, 0.1], 1)) / 2
+    assert info_nce(scores, targets, temperature=1.0).item() == pytest.approx(expected, abs=1e-6)
+    halved = (nll([2.0, 0.0, 1.0], 0) + nll([0.4, 1.6, 0.2], 1)) / 2
+    assert info_nce(scores, targets, temperature=0.5).item() == pytest.approx(halved, abs=1e-6)
+
+
+def test_info_nce_excludes_known_positives_but_never_the_target():
+    scores = torch.tensor([[1.0, 0.9, 0.5], [0.2, 0.8, 0.1]])
+    exclude = torch.tensor([[True, True, False], [False, True, False]])  # target flags ignored
+    expected = (nll([1.0, 0.5], 0) + nll([0.2, 0.8, 0.1], 1)) / 2
+    got = info_nce(scores, torch.tensor([0, 1]), 1.0, exclude)
+    assert got.item() == pytest.approx(expected, abs=1e-6)
+
+
+def test_symmetric_info_nce_adds_the_document_direction():
+    scores = torch.tensor([[1.0, 0.0, 0.5], [0.2, 0.8, 0.1]])
+    forward = (nll([1.0, 0.0, 0.5], 0) + nll([0.2, 0.8, 0.1], 1)) / 2
+    # document 0 against queries (1.0, 0.2) -> query 0; document 1 against (0.0, 0.8) -> query 1
+    backward = (nll([1.0, 0.2], 0) + nll([0.0, 0.8], 1)) / 2
+    got = info_nce(scores, torch.tensor([0, 1]), 1.0, symmetric=True)
+    assert got.item() == pytest.approx((forward + backward) / 2, abs=1e-6)
+
+
+def test_matryoshka_is_the_weighted_sum_over_truncations():
+    generator = torch.Generator().manual_seed(0)
+    q = F.normalize(torch.randn(3, 8, generator=generator), dim=-1)
+    d = F.normalize(torch.randn(6, 8, generator=generator), dim=-1)
+
+    def loss(a, b):
+        return info_nce(a @ b.T, torch.arange(3), 0.1)
+
+    expected = sum(w * loss(F.normalize(q[:, :m], dim=-1), F.normalize(d[:, :m], dim=-1))
+                   for m, w in ((8, 1.0), (4, 0.5)))
+    got = matryoshka(loss, q, d, [8, 4], [1.0, 0.5])
+    assert got.item() == pytest.approx(expected.item(), abs=1e-6)
+    with pytest.raises(ValueError, match="weights"):
+        matryoshka(loss, q, d, [8, 4], [1.0])
+
+
+def test_pointwise_listwise_and_ranknet_by_hand():
+    logits = torch.tensor([[2.0, 1.0, 0.0]])
+    labels = torch.tensor([[1.0, 0.0, 0.0]])
+
+    def log_sigmoid(x):
+        return -math.log1p(math.exp(-x))
+
+    bce = -(log_sigmoid(2.0) + log_sigmoid(-1.0) + log_sigmoid(0.0)) / 3
+    assert pointwise_bce(logits, labels).item() == pytest.approx(bce, abs=1e-6)
+    assert listwise_ce(logits).item() == pytest.approx(nll([2.0, 1.0, 0.0], 0), abs=1e-6)
+    pairs = (math.log1p(math.exp(-1.0)) + math.log1p(math.exp(-2.0))) / 2
+    assert ranknet(logits, labels).item() == pytest.approx(pairs, abs=1e-6)
+    graded = torch.tensor([[2.0, 1.0, 0.0]])
+    grades = torch.tensor([[0.0, 2.0, 1.0]])  # pairs (1>0), (1>2), (2>0)
+    expected = (math.log1p(math.exp(1.0)) + math.log1p(math.exp(-1.0))
+                + math.log1p(math.exp(2.0))) / 3
+    assert ranknet(graded, grades).item() == pytest.approx(expected, abs=1e-6)
+    assert ranknet(logits, torch.zeros_like(labels)).item() == 0.0
+
+
+def test_distillation_losses_by_hand():
+    student = torch.tensor([[1.0, 0.0, -1.0]])
+    teacher = torch.tensor([[2.0, 1.0, 0.0]])
+    tau = 2.0
+    p = [math.exp(x / tau) for x in teacher[0].tolist()]
+    p = [x / sum(p) for x in p]
+    q = [math.exp(x / tau) for x in student[0].tolist()]
+    q = [x / sum(q) for x in q]
+    kl = sum(a * math.log(a / b) for a, b in zip(p, q)) * tau ** 2
+    assert kl_distillation(student, teacher, tau).item() == pytest.approx(kl, abs=1e-6)
+    # margins: student (1, 2), teacher (1, 2) -> 0; shift one student score
+    assert margin_mse(student, teacher).item() == pytest.approx(0.0, abs=1e-7)
+    shifted = torch.tensor([[1.0, 0.5, -1.0]])  # margins (0.5, 2) vs (1, 2)
+    assert margin_mse(shifted, teacher).item() == pytest.approx(0.25 / 2, abs=1e-7)

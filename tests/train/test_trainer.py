@@ -1,0 +1,150 @@
+"""End-to-end training on tiny models: outputs load in the ecosystem's tools, a killed run
+resumes to the same weights, the CLI trains a model that search and rerank use at once."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from transformers import TrainerCallback
+
+from ragsift.train.config import load_config
+from ragsift.train.trainer import REPORT_FILE, checkpoints_dir, train
+
+SENTENCES = ["which animals sleep a lot", "Wolves live and hunt in packs."]
+
+
+def config_for(task, tiny_model_dir, training_jsonl, out, **extra):
+    values = {"model": str(tiny_model_dir), "data": str(training_jsonl), "out": str(out),
+              "batch_size": 2, "negatives": 2, "max_steps": 4, "logging_steps": 1,
+              "save_steps": 2, "learning_rate": 1e-3, "warmup_ratio": 0.0, **extra}
+    return load_config(task, None, values)
+
+
+def test_embedding_output_loads_in_sentence_transformers(tiny_model_dir, training_jsonl,
+                                                         tmp_path):
+    st = pytest.importorskip("sentence_transformers")
+    from ragsift.models.bi_encoder import BiEncoder
+
+    out = train("embedding", config_for("embedding", tiny_model_dir, training_jsonl,
+                                        tmp_path / "emb", matryoshka_dims=[32, 16]))
+    report = json.loads((out / REPORT_FILE).read_text())
+    assert report["steps"] == 4 and len(report["losses"]) == 4
+    assert not checkpoints_dir(out).exists()
+    ours = BiEncoder.from_pretrained(out, device="cpu").encode(SENTENCES)
+    start = BiEncoder.from_pretrained(tiny_model_dir, device="cpu").encode(SENTENCES)
+    assert np.abs(ours - start).max() > 1e-3  # training moved the weights
+    peer = st.SentenceTransformer(str(out), device="cpu").encode(SENTENCES)
+    np.testing.assert_allclose(ours, peer, atol=1e-5)
+
+
+@pytest.mark.parametrize("loss", ["listwise", "pointwise", "ranknet"])
+def test_reranker_output_loads_as_a_cross_encoder(tiny_model_dir, training_jsonl, tmp_path,
+                                                  loss):
+    st = pytest.importorskip("sentence_transformers")
+    from ragsift.rerank import CrossEncoderReranker, Reranker
+
+    out = train("reranker", config_for("reranker", tiny_model_dir, training_jsonl,
+                                       tmp_path / "ce", loss=loss, max_steps=2))
+    ours = Reranker.load(out, device="cpu")
+    assert isinstance(ours, CrossEncoderReranker)
+    pairs = [(SENTENCES[0], "Cats sleep a lot."), (SENTENCES[0], SENTENCES[1])]
+    peer = st.CrossEncoder(str(out), device="cpu")
+    np.testing.assert_allclose(ours.score(pairs),
+                               peer.predict(pairs, activation_fn=torch.nn.Identity()),
+                               atol=1e-5)
+
+
+def test_colbert_output_loads_as_a_colbert_reranker(tiny_model_dir, training_jsonl, tmp_path):
+    from ragsift.rerank import LateInteractionReranker, Reranker
+
+    out = train("colbert", config_for("colbert", tiny_model_dir, training_jsonl,
+                                      tmp_path / "colbert", embedding_size=16,
+                                      document_length=48, max_steps=2))
+    reranker = Reranker.load(out, device="cpu")
+    assert isinstance(reranker, LateInteractionReranker)
+    assert reranker.model.embedding_size == 16 and reranker.model.config.document_length == 48
+
+
+class Steps(TrainerCallback):
+    """Counts the optimizer steps a run performs."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.count += 1
+
+
+class Crash(TrainerCallback):
+    """Simulates a kill right after ``step`` (a checkpoint at step 2 exists by then)."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            raise KeyboardInterrupt("killed")
+
+
+@pytest.mark.parametrize("task", ["embedding", "colbert"])
+def test_a_killed_run_resumes_to_the_same_weights(task, tiny_model_dir, training_jsonl,
+                                                  tmp_path):
+    from safetensors.torch import load_file
+
+    extra = {"embedding_size": 16, "document_length": 48} if task == "colbert" else {}
+    straight = train(task, config_for(task, tiny_model_dir, training_jsonl,
+                                      tmp_path / "straight", **extra))
+    config = config_for(task, tiny_model_dir, training_jsonl, tmp_path / "resumed", **extra)
+    with pytest.raises(KeyboardInterrupt):
+        train(task, config, callbacks=[Crash(3)])
+    assert not (tmp_path / "resumed").exists()  # nothing half-written
+    assert (checkpoints_dir(tmp_path / "resumed") / "checkpoint-2").is_dir()
+    steps = Steps()
+    resumed = train(task, config, callbacks=[steps])
+    assert steps.count == 2  # steps 3 and 4 only: it went on from checkpoint-2
+    assert json.loads((resumed / REPORT_FILE).read_text())["resumed"] is True
+    a = load_file(str(straight / "model.safetensors"))
+    b = load_file(str(resumed / "model.safetensors"))
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], atol=1e-6, rtol=1e-5)
+
+
+def test_cli_trains_a_model_that_search_uses(tiny_model_dir, training_jsonl, tiny_beir,
+                                             tmp_path):
+    from ragsift.cli.main import main
+    from ragsift.data.trec import read_run
+
+    out = tmp_path / "cli-emb"
+    assert main(["train", "embedding", "--data", str(training_jsonl), "--model",
+                 str(tiny_model_dir), "--out", str(out), "--max-steps", "2", "--batch-size", "2",
+                 "--seed", "3", "--set", "negatives=1"]) == 0
+    assert json.loads((out / REPORT_FILE).read_text())["config"]["seed"] == 3
+    assert main(["search", "--data", str(tiny_beir), "--retriever", f"dense:{out}",
+                 "--k", "3", "--out", str(tmp_path / "run.trec")]) == 0
+    assert len(read_run(tmp_path / "run.trec")) == 5
+    assert main(["train", "embedding", "--data", str(training_jsonl), "--model",
+                 str(tiny_model_dir), "--out", str(out), "--set", "bogus=1"]) == 1
+
+
+def test_llm_reranker_lora_trains_and_saves_merged_weights(tiny_llm, training_jsonl, tmp_path):
+    pytest.importorskip("peft")
+    from transformers import AutoModelForCausalLM
+
+    from ragsift.rerank import CausalLMReranker, Reranker
+
+    config = load_config("llm-reranker", None, {
+        "model": str(tiny_llm), "data": str(training_jsonl), "out": str(tmp_path / "llm"),
+        "batch_size": 2, "negatives": 2, "max_steps": 3, "learning_rate": 1e-2,
+        "lora_targets": "q_proj,v_proj", "max_length": 96})
+    out = train("llm-reranker", config)
+    merged = AutoModelForCausalLM.from_pretrained(out)
+    start = AutoModelForCausalLM.from_pretrained(tiny_llm)
+    changed = [n for n, p in merged.named_parameters()
+               if not torch.equal(p, dict(start.named_parameters())[n])]
+    assert changed and all("q_proj" in n or "v_proj" in n for n in changed)
+    reranker = Reranker.load(out, device="cpu")
+    assert isinstance(reranker, CausalLMReranker)
+    assert np.isfinite(reranker.score([(SENTENCES[0], "Cats sleep a lot.")])).all()
