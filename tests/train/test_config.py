@@ -48,3 +48,16 @@ def test_bad_values_and_missing_fields(tmp_path):
         load_config("embedding", None, {"data": "d", "out": "o"})
     with pytest.raises(ValueError, match="unknown training task"):
         load_config("sparse", None, {})
+
+
+def test_shipped_configs_parse():
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[2] / "configs"
+    files = sorted(folder.glob("*.yaml"))
+    assert files
+    for path in files:
+        task = next(t for t in ("llm-reranker", "embedding", "reranker", "colbert")
+                    if path.name.startswith(t))
+        config = load_config(task, path)
+        assert config.model and config.data and config.out

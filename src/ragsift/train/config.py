@@ -77,6 +77,7 @@ class EmbeddingConfig(TrainConfig):
     gather: bool = True
     matryoshka_dims: list[int] = field(default_factory=list)
     matryoshka_weights: list[float] = field(default_factory=list)
+    grad_cache_chunk: int = 0
     negatives: int = 1
     batch_size: int = 32
 
@@ -98,7 +99,8 @@ class RerankerConfig(TrainConfig):
 @dataclass
 class ColbertConfig(TrainConfig):
     """ColBERT: MaxSim with in-batch and hard negatives (InfoNCE at ``temperature``), a fresh
-    ``embedding_size`` projection when the model has none; ``distill`` uses teacher scores."""
+    ``embedding_size`` projection when the model has none; ``distill`` uses teacher scores;
+    ``grad_cache_chunk`` as for embeddings."""
 
     embedding_size: int = 128
     temperature: float = 1.0
@@ -107,6 +109,7 @@ class ColbertConfig(TrainConfig):
     gather: bool = True
     distill: Literal["", "kl"] = ""
     distill_temperature: float = 1.0
+    grad_cache_chunk: int = 0
     negatives: int = 1
     batch_size: int = 16
 

@@ -27,6 +27,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
 from ragsift.atomic import atomic_dir
 from ragsift.train.config import TrainConfig
 from ragsift.train.data import TrainingItems, load_examples
+from ragsift.train.grad_cache import grad_cache_step
 from ragsift.train.task import TrainingTask
 from ragsift.train.tasks import build_task
 
@@ -42,6 +43,19 @@ class RetrievalTrainer(Trainer):
         super().__init__(model=task.module, data_collator=task.collate, **kwargs)
         self.task = task
         self.model_accepts_loss_kwargs = False  # our losses are means: let the Trainer scale
+
+    def training_step(self, model: torch.nn.Module, inputs: dict[str, Any],
+                      num_items_in_batch: Any = None) -> torch.Tensor:
+        """The Trainer's step, or a GradCache step when the task's config asks for one."""
+        rows = getattr(self.task.config, "grad_cache_chunk", 0)
+        if not rows:
+            return super().training_step(model, inputs, num_items_in_batch)
+        model.train()
+        inputs = self._prepare_inputs(inputs)
+        scale = 1.0 / self.current_gradient_accumulation_steps
+        loss = grad_cache_step(model, inputs, self.task.loss, rows, self.accelerator.backward,
+                               scale)
+        return loss * scale
 
     def compute_loss(self, model: torch.nn.Module, inputs: dict[str, Any],
                      return_outputs: bool = False, num_items_in_batch: Any = None) -> Any:
@@ -134,6 +148,7 @@ def train(task_name: str, config: TrainConfig, callbacks: list[TrainerCallback] 
         seed=config.seed, data_seed=config.seed, report_to=[], remove_unused_columns=False,
         dataloader_drop_last=len(dataset) >= config.batch_size, dataloader_num_workers=0,
         dataloader_pin_memory=torch.cuda.is_available(),
+        use_cpu=not torch.cuda.is_available(),  # makes accelerate run DDP over gloo on CPUs
         **_precision(config))
     evaluation = BeirEvaluation(task, config) if config.eval_data else None
     trainer = RetrievalTrainer(task, args=args, train_dataset=dataset,
@@ -148,6 +163,7 @@ def train(task_name: str, config: TrainConfig, callbacks: list[TrainerCallback] 
         report = {
             "task": task_name, "config": dataclasses.asdict(config),
             "steps": result.global_step, "train_seconds": seconds,
+            "train_runtime": result.metrics.get("train_runtime"),
             "examples": len(dataset), "resumed": bool(resume),
             "losses": [entry for entry in trainer.state.log_history if "loss" in entry],
             "evaluations": evaluation.history if evaluation else [],

@@ -43,13 +43,21 @@ class _QueryDocEncoder(torch.nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, query_input_ids: torch.Tensor, query_attention_mask: torch.Tensor,
-                query_score_mask: torch.Tensor, doc_input_ids: torch.Tensor,
-                doc_attention_mask: torch.Tensor, doc_score_mask: torch.Tensor,
-                **_: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        queries = self.model(query_input_ids, query_attention_mask)
-        docs = self.model(doc_input_ids, doc_attention_mask)
-        return _packed(queries, query_score_mask), _packed(docs, doc_score_mask)
+    def forward(self, query_input_ids: torch.Tensor | None = None,
+                query_attention_mask: torch.Tensor | None = None,
+                query_score_mask: torch.Tensor | None = None,
+                doc_input_ids: torch.Tensor | None = None,
+                doc_attention_mask: torch.Tensor | None = None,
+                doc_score_mask: torch.Tensor | None = None,
+                **_: Any) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Packed ``(Q, D)``; a half whose inputs are missing comes back as ``None``."""
+        queries = docs = None
+        if query_input_ids is not None:
+            queries = _packed(self.model(query_input_ids, query_attention_mask),
+                              query_score_mask)
+        if doc_input_ids is not None:
+            docs = _packed(self.model(doc_input_ids, doc_attention_mask), doc_score_mask)
+        return queries, docs
 
 
 class ColbertTask(TrainingTask):

@@ -31,15 +31,22 @@ class _TwoTowers(torch.nn.Module):
         self.transformer = encoder.model
         self.dense = torch.nn.ModuleList(layer.linear for layer in encoder.layout.dense)
 
-    def forward(self, query_input_ids: torch.Tensor, query_attention_mask: torch.Tensor,
-                doc_input_ids: torch.Tensor, doc_attention_mask: torch.Tensor,
+    def forward(self, query_input_ids: torch.Tensor | None = None,
+                query_attention_mask: torch.Tensor | None = None,
+                doc_input_ids: torch.Tensor | None = None,
+                doc_attention_mask: torch.Tensor | None = None,
                 query_prompt_length: int = 0, doc_prompt_length: int = 0,
-                **_: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        queries = self.encoder.embed({"input_ids": query_input_ids,
-                                      "attention_mask": query_attention_mask},
-                                     int(query_prompt_length))
-        docs = self.encoder.embed({"input_ids": doc_input_ids,
-                                   "attention_mask": doc_attention_mask}, int(doc_prompt_length))
+                **_: Any) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """``(Q, D)``; a half whose inputs are missing comes back as ``None`` (GradCache)."""
+        queries = docs = None
+        if query_input_ids is not None:
+            queries = self.encoder.embed({"input_ids": query_input_ids,
+                                          "attention_mask": query_attention_mask},
+                                         int(query_prompt_length))
+        if doc_input_ids is not None:
+            docs = self.encoder.embed({"input_ids": doc_input_ids,
+                                       "attention_mask": doc_attention_mask},
+                                      int(doc_prompt_length))
         return queries, docs
 
 
