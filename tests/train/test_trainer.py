@@ -210,3 +210,28 @@ def test_the_same_command_runs_under_torchrun(tiny_model_dir, training_jsonl, tm
     assert report["steps"] == 2
     # 7 items, 2 processes x 2 per batch: one global batch of 4 per epoch -> 2 epochs
     assert report["losses"][-1]["epoch"] == 2
+
+
+def test_llm_embedder_with_lasttoken_pooling_prompts_and_lora(tiny_llm, training_jsonl,
+                                                              tmp_path):
+    pytest.importorskip("peft")
+    st = pytest.importorskip("sentence_transformers")
+    from transformers import AutoModel
+
+    from ragsift.models.bi_encoder import BiEncoder
+
+    config = config_for("embedding", tiny_llm, training_jsonl, tmp_path / "llm-emb",
+                        pooling="lasttoken", query_prompt="Instruct: find the passage\nQuery: ",
+                        lora_r=4, lora_targets="q_proj,v_proj", max_steps=2)
+    out = train("embedding", config)
+    ours = BiEncoder.from_pretrained(out, device="cpu")
+    assert ours.layout.pooling == "lasttoken"
+    assert ours.prompt_for("query").startswith("Instruct:")
+    trained = AutoModel.from_pretrained(out)
+    start = AutoModel.from_pretrained(tiny_llm)
+    changed = {n for n, p in trained.named_parameters()
+               if not torch.equal(p, dict(start.named_parameters())[n])}
+    assert changed and all("q_proj" in n or "v_proj" in n for n in changed)  # LoRA, merged
+    peer = st.SentenceTransformer(str(out), device="cpu")
+    np.testing.assert_allclose(ours.encode_queries(SENTENCES),
+                               peer.encode(SENTENCES, prompt_name="query"), atol=1e-5)

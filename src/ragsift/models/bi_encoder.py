@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from ragsift.atomic import atomic_dir
 from ragsift.models.batching import length_sorted_batches, model_max_length, pad_features
 from ragsift.models.fingerprint import weights_fingerprint
-from ragsift.models.hub import model_id, resolve_model
+from ragsift.models.hub import gguf_file_for, model_id, resolve_model
 from ragsift.models.onnx import Backend, backend_session
 from ragsift.models.pooling import PoolingMode, pool
 from ragsift.models.st_layout import SentenceTransformerLayout
@@ -128,11 +128,15 @@ class BiEncoder:
         if document_prompt is not None:
             prompts["document"] = document_prompt
         layout.prompts = prompts
-        tokenizer = AutoTokenizer.from_pretrained(layout.transformer_dir)
+        gguf = gguf_file_for(name, layout.transformer_dir)
+        extra = {"gguf_file": gguf} if gguf else {}
+        tokenizer = AutoTokenizer.from_pretrained(layout.transformer_dir, **extra)
         if not tokenizer.is_fast:
             raise ValueError(f"{folder}: ragsift needs a fast (Rust) tokenizer (tokenizer.json)")
+        if tokenizer.pad_token_id is None:  # decoder LMs: pad with end-of-sequence
+            tokenizer.pad_token = tokenizer.eos_token
         model_kwargs = {"dtype": torch_dtype} if torch_dtype is not None else {}
-        model = AutoModel.from_pretrained(layout.transformer_dir, **model_kwargs)
+        model = AutoModel.from_pretrained(layout.transformer_dir, **model_kwargs, **extra)
         return cls(model, tokenizer, layout, name=model_id(name), truncate_dim=truncate_dim,
                    device=device, **kwargs)
 

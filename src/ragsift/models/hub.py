@@ -112,6 +112,23 @@ def resolve_model(name: str | os.PathLike[str]) -> Path:
         ) from exc
 
 
+def gguf_file_for(name: str | os.PathLike[str], folder: Path) -> str | None:
+    """The GGUF checkpoint to load for ``name``: the packaged model's file, else the only
+    ``.gguf`` file of ``folder``, else ``None`` (a plain transformers folder).
+
+    Raises:
+        ValueError: ``folder`` holds several ``.gguf`` files (pass ``gguf_file=`` to choose).
+    """
+    packaged = PACKAGED_MODELS.get(os.fspath(name))
+    if packaged is not None and packaged.gguf_file:
+        return packaged.gguf_file
+    files = sorted(folder.glob("*.gguf"))
+    if len(files) > 1:
+        raise ValueError(f"{folder}: several .gguf files; pass gguf_file= one of "
+                         f"{[f.name for f in files]}")
+    return files[0].name if files else None
+
+
 def model_id(name: str | os.PathLike[str]) -> str:
     """A stable identifier for manifests: the packaged/hub name, or the absolute folder path."""
     text = os.fspath(name)

@@ -24,7 +24,7 @@ import torch
 
 from ragsift.models.batching import length_sorted_batches, pad_features
 from ragsift.models.bi_encoder import default_device
-from ragsift.models.hub import PACKAGED_MODELS, resolve_model
+from ragsift.models.hub import gguf_file_for, resolve_model
 from ragsift.rerank.base import Reranker
 
 DEFAULT_TEMPLATE = "Query: {query}\nPassage: {passage}\n{instruction}"
@@ -84,8 +84,7 @@ class CausalLMReranker(Reranker):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         folder = resolve_model(name)
-        packaged = PACKAGED_MODELS.get(os.fspath(name))
-        gguf_file = gguf_file or (packaged.gguf_file if packaged else None) or _single_gguf(folder)
+        gguf_file = gguf_file or gguf_file_for(name, folder)
         extra = {"gguf_file": gguf_file} if gguf_file else {}
         tokenizer = AutoTokenizer.from_pretrained(folder, **extra)
         model = AutoModelForCausalLM.from_pretrained(folder, **extra)
@@ -150,14 +149,6 @@ class CausalLMReranker(Reranker):
                 out[batch] = self.log_odds(features["input_ids"],
                                            features["attention_mask"]).float().cpu().numpy()
         return out
-
-
-def _single_gguf(folder: Path) -> str | None:
-    files = sorted(folder.glob("*.gguf"))
-    if len(files) > 1:
-        raise ValueError(f"{folder}: several .gguf files; pass gguf_file= one of "
-                         f"{[f.name for f in files]}")
-    return files[0].name if files else None
 
 
 def is_causal_lm(config: dict, folder: Path) -> bool:

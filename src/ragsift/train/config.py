@@ -65,7 +65,18 @@ class TrainConfig:
 
 
 @dataclass
-class EmbeddingConfig(TrainConfig):
+class LoraSettings:
+    """LoRA adapters (peft) instead of full fine-tuning when ``lora_r`` > 0; merged on save."""
+
+    lora_r: int = 0
+    lora_alpha: int = 16
+    lora_dropout: float = 0.05
+    lora_targets: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj",
+                                                             "o_proj"])
+
+
+@dataclass
+class EmbeddingConfig(TrainConfig, LoraSettings):
     """Bi-encoder: InfoNCE over in-batch and hard negatives, optionally MRL.
 
     ``matryoshka_dims`` (e.g. ``[384, 256, 128, 64]``) with ``matryoshka_weights`` wraps the
@@ -78,6 +89,9 @@ class EmbeddingConfig(TrainConfig):
     matryoshka_dims: list[int] = field(default_factory=list)
     matryoshka_weights: list[float] = field(default_factory=list)
     grad_cache_chunk: int = 0
+    pooling: Literal["", "mean", "max", "cls", "mean_sqrt_len", "lasttoken"] = ""
+    query_prompt: str = ""
+    document_prompt: str = ""
     negatives: int = 1
     batch_size: int = 32
 
@@ -115,15 +129,11 @@ class ColbertConfig(TrainConfig):
 
 
 @dataclass
-class LLMRerankerConfig(TrainConfig):
+class LLMRerankerConfig(TrainConfig, LoraSettings):
     """LLM reranker: LoRA adapters (peft) on a causal LM, trained with listwise CE on the yes/no
     log-odds; the adapters are merged into the saved model, which loads as a plain causal LM."""
 
     lora_r: int = 8
-    lora_alpha: int = 16
-    lora_dropout: float = 0.05
-    lora_targets: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj",
-                                                             "o_proj"])
     negatives: int = 3
     batch_size: int = 2
     learning_rate: float = 2e-4

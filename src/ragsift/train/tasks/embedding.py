@@ -16,6 +16,7 @@ import torch
 from ragsift.models.bi_encoder import BiEncoder
 from ragsift.train.config import EmbeddingConfig
 from ragsift.train.data import TrainingItem
+from ragsift.train.lora import merged, with_lora
 from ragsift.train.losses import info_nce, matryoshka
 from ragsift.train.task import TrainingTask
 from ragsift.train.tasks.contrastive import contrastive_inputs, gathered_contrastive
@@ -57,7 +58,14 @@ class EmbeddingTask(TrainingTask):
 
     def __init__(self, config: EmbeddingConfig) -> None:
         super().__init__(config)
-        self.encoder = BiEncoder.from_pretrained(config.model, device="cpu")
+        self.encoder = BiEncoder.from_pretrained(
+            config.model, device="cpu", pooling=config.pooling or None,
+            query_prompt=config.query_prompt or None,
+            document_prompt=config.document_prompt or None)
+        self.peft_model = None
+        if config.lora_r > 0:
+            self.peft_model = with_lora(self.encoder.model, config, config.seed,
+                                        "FEATURE_EXTRACTION")
         self.module = _TwoTowers(self.encoder)
 
     def collate(self, items: Sequence[TrainingItem]) -> dict[str, torch.Tensor]:
@@ -91,6 +99,8 @@ class EmbeddingTask(TrainingTask):
 
     def save(self, folder: Path) -> None:
         self.encoder._fingerprint = None
+        if self.peft_model is not None:
+            self.encoder.model = merged(self.peft_model)
         self.encoder.model.save_pretrained(folder)
         self.encoder.tokenizer.save_pretrained(folder)
         self.encoder.layout.write(folder, dim=int(self.encoder.model.config.hidden_size))

@@ -15,11 +15,11 @@ from typing import Any
 
 import torch
 
-from ragsift.errors import MissingExtraError
 from ragsift.models.batching import pad_features
 from ragsift.rerank.causal_lm import CausalLMReranker
 from ragsift.train.config import LLMRerankerConfig
 from ragsift.train.data import TrainingItem
+from ragsift.train.lora import merged, with_lora
 from ragsift.train.losses import listwise_ce
 from ragsift.train.task import TrainingTask
 from ragsift.types import Corpus, Queries, Run
@@ -45,19 +45,12 @@ class LLMRerankerTask(TrainingTask):
 
     def __init__(self, config: LLMRerankerConfig) -> None:
         super().__init__(config)
-        try:
-            from peft import LoraConfig, get_peft_model
-        except ImportError as exc:
-            raise MissingExtraError("peft", "train") from exc
+        if config.lora_r < 1:
+            raise ValueError("llm-reranker training needs lora_r >= 1")
         self.reranker = CausalLMReranker.from_pretrained(config.model,
                                                          max_length=config.max_length,
                                                          device="cpu")
-        lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha,
-                          lora_dropout=config.lora_dropout, target_modules=config.lora_targets,
-                          task_type="CAUSAL_LM")
-        with torch.random.fork_rng():
-            torch.manual_seed(config.seed)
-            self.peft_model = get_peft_model(self.reranker.model, lora)
+        self.peft_model = with_lora(self.reranker.model, config, config.seed, "CAUSAL_LM")
         self.module = _LogOdds(self.reranker, self.peft_model)
 
     def collate(self, items: Sequence[TrainingItem]) -> dict[str, torch.Tensor]:
@@ -71,8 +64,7 @@ class LLMRerankerTask(TrainingTask):
         return listwise_ce(outputs.view(batch["groups_"].shape))
 
     def save(self, folder: Path) -> None:
-        merged = self.peft_model.merge_and_unload()
-        merged.save_pretrained(folder)
+        merged(self.peft_model).save_pretrained(folder)
         self.reranker.tokenizer.save_pretrained(folder)
 
     def run(self, queries: Queries, corpus: Corpus, candidates: Run) -> Run:
