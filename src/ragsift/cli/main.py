@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from ragsift import __version__
 from ragsift.errors import RagsiftError
 
-_GROUPS = ("search", "index", "evaluate", "rerank", "train", "demo", "datasets")
+_GROUPS = ("search", "index", "evaluate", "rerank", "train", "label", "mine", "demo",
+           "datasets")
 
 
 def build_parser() -> argparse.ArgumentParser:
