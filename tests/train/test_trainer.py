@@ -235,3 +235,33 @@ def test_llm_embedder_with_lasttoken_pooling_prompts_and_lora(tiny_llm, training
     peer = st.SentenceTransformer(str(out), device="cpu")
     np.testing.assert_allclose(ours.encode_queries(SENTENCES),
                                peer.encode(SENTENCES, prompt_name="query"), atol=1e-5)
+
+
+def test_embedding_distillation_loss_is_the_kl_to_the_teacher(no_dropout_model, tmp_path):
+    from ragsift.data.training import TrainingExample, write_training
+    from ragsift.models.bi_encoder import BiEncoder
+    from ragsift.train.data import TrainingItems, load_examples
+    from tests.train.conftest import DOCS, QRELS, QUERIES, text
+
+    examples = []
+    for i, (qid, query) in enumerate(QUERIES.items()):
+        negatives = [d for d in DOCS if d not in QRELS[qid]][:2]
+        examples.append(TrainingExample(
+            query, pos=[text(d) for d in QRELS[qid]], neg=[text(d) for d in negatives],
+            pos_scores=[5.0 - i] * len(QRELS[qid]), neg_scores=[1.0, float(i)]))
+    path = tmp_path / "labelled.jsonl"
+    write_training(examples, path)
+    items = TrainingItems(load_examples(path), negatives=2, seed=0)
+    config = config_for("embedding", no_dropout_model, path, tmp_path / "student",
+                        distill="kl", batch_size=len(items), max_steps=1)
+    out = train("embedding", config)
+    first = json.loads((out / REPORT_FILE).read_text())["losses"][0]["loss"]
+    encoder = BiEncoder.from_pretrained(no_dropout_model, device="cpu")
+    expected = []
+    for item in (items[i] for i in range(len(items))):
+        q = encoder.encode([item.query])[0]
+        d = encoder.encode([item.positive, *item.negatives])
+        student = torch.log_softmax(torch.tensor(d @ q / config.temperature), 0)
+        teacher = torch.log_softmax(torch.tensor(item.scores), 0)
+        expected.append(float((teacher.exp() * (teacher - student)).sum()))
+    assert first == pytest.approx(float(np.mean(expected)), rel=1e-4)

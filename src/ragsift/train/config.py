@@ -89,6 +89,8 @@ class EmbeddingConfig(TrainConfig, LoraSettings):
     matryoshka_dims: list[int] = field(default_factory=list)
     matryoshka_weights: list[float] = field(default_factory=list)
     grad_cache_chunk: int = 0
+    distill: Literal["", "kl", "margin-mse"] = ""
+    distill_temperature: float = 1.0
     pooling: Literal["", "mean", "max", "cls", "mean_sqrt_len", "lasttoken"] = ""
     query_prompt: str = ""
     document_prompt: str = ""

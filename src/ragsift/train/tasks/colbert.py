@@ -20,10 +20,13 @@ from ragsift.rerank.late_interaction import LateInteractionReranker
 from ragsift.train.config import ColbertConfig
 from ragsift.train.data import TrainingItem
 from ragsift.train.distributed import pad_to_global_max, world_size
-from ragsift.train.losses import info_nce, kl_distillation
+from ragsift.train.losses import info_nce
 from ragsift.train.task import TrainingTask
-from ragsift.train.tasks.contrastive import contrastive_inputs, gathered_contrastive
-from ragsift.train.tasks.reranker import group_scores
+from ragsift.train.tasks.contrastive import (
+    contrastive_inputs,
+    distillation_loss,
+    gathered_contrastive,
+)
 from ragsift.types import Corpus, Queries, Run
 
 
@@ -80,9 +83,6 @@ class ColbertTask(TrainingTask):
         batch = {f"query_{k}": v for k, v in queries.items()}
         batch.update({f"doc_{k}": v for k, v in docs.items()})
         batch.update(keys)
-        teacher = group_scores(items)
-        if teacher is not None:
-            batch["teacher_scores"] = teacher
         return batch
 
     def loss(self, outputs: tuple[torch.Tensor, torch.Tensor],
@@ -90,10 +90,8 @@ class ColbertTask(TrainingTask):
         queries, docs = outputs
         config = self.config
         if config.distill:
-            if "teacher_scores" not in batch:
-                raise ValueError("distill is set but the training data has no teacher scores")
-            teacher = batch["teacher_scores"]
-            size, group = teacher.shape
+            size = len(queries)
+            group = len(docs) // size
             # each query against its own group: [positive, its negatives]
             own_docs = torch.cat([docs[:size, None],
                                   docs[size:].view(size, group - 1, *docs.shape[1:])], dim=1)
@@ -102,7 +100,7 @@ class ColbertTask(TrainingTask):
             student = maxsim_paired(own_queries[..., :-1], own_docs[..., :-1],
                                     own_queries[..., -1] > 0,
                                     own_docs[..., -1] > 0).view(size, group)
-            return kl_distillation(student, teacher, config.distill_temperature)
+            return distillation_loss(student, batch, "kl", config.distill_temperature)
         if config.gather and world_size() > 1:
             docs = pad_to_global_max(docs, 1, 0.0)
         return gathered_contrastive(

@@ -1,4 +1,5 @@
-"""The in-batch contrastive setup shared by bi-encoders and ColBERT.
+"""The batch setup shared by bi-encoders and ColBERT (and the distillation helpers every
+task uses).
 
 Documents of a batch are laid out ``[positives (B), negatives (B x n)]``. Every document
 carries a key (a hash of its text) and every query the keys of all its known positives, so
@@ -16,6 +17,7 @@ import torch
 
 from ragsift.train.data import TrainingItem, text_key
 from ragsift.train.distributed import gather_with_grad, pad_to_global_max, world_size
+from ragsift.train.losses import kl_distillation, margin_mse
 
 
 def contrastive_inputs(items: Sequence[TrainingItem]) -> tuple[list[str], dict[str, torch.Tensor]]:
@@ -28,7 +30,18 @@ def contrastive_inputs(items: Sequence[TrainingItem]) -> tuple[list[str], dict[s
     positive_keys = torch.tensor(
         [item.positive_keys + [text_key(item.positive)] * (width - len(item.positive_keys))
          for item in items], dtype=torch.long)
-    return texts, {"doc_keys": doc_keys, "positive_keys": positive_keys}
+    keys = {"doc_keys": doc_keys, "positive_keys": positive_keys}
+    teacher = teacher_scores(items)
+    if teacher is not None:
+        keys["teacher_scores"] = teacher
+    return texts, keys
+
+
+def teacher_scores(items: Sequence[TrainingItem]) -> torch.Tensor | None:
+    """``(B, 1 + n)`` teacher scores when every item has them, else ``None``."""
+    if any(item.scores is None for item in items):
+        return None
+    return torch.tensor([item.scores for item in items], dtype=torch.float32)
 
 
 def gathered_contrastive(
@@ -69,3 +82,24 @@ def gathered_contrastive(
     targets = torch.arange(len(queries), device=queries.device)
     exclude = (positive_keys[:, :, None] == doc_keys[None, None, :]).any(dim=1)
     return loss(score(queries, everything), targets, exclude) * scale
+
+
+def own_group_scores(queries: torch.Tensor, docs: torch.Tensor) -> torch.Tensor:
+    """``(B, 1 + n)`` dot products of each query with its own group ``[positive, negatives]``
+    (documents in batch layout)."""
+    size = len(queries)
+    group = len(docs) // size
+    own = torch.cat([docs[:size, None], docs[size:].view(size, group - 1, -1)], dim=1)
+    return torch.einsum("bd,bgd->bg", queries, own)
+
+
+def distillation_loss(student: torch.Tensor, batch: dict[str, torch.Tensor], method: str,
+                      temperature: float) -> torch.Tensor:
+    """KL or MarginMSE of ``(B, G)`` student scores against the batch's ``teacher_scores``."""
+    if "teacher_scores" not in batch:
+        raise ValueError("distill is set but the training data has no teacher scores "
+                         "(pos_scores/neg_scores, as ragsift label writes)")
+    teacher = batch["teacher_scores"].to(student.dtype)
+    if method == "kl":
+        return kl_distillation(student, teacher, temperature)
+    return margin_mse(student, teacher)

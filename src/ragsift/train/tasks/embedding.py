@@ -19,7 +19,12 @@ from ragsift.train.data import TrainingItem
 from ragsift.train.lora import merged, with_lora
 from ragsift.train.losses import info_nce, matryoshka
 from ragsift.train.task import TrainingTask
-from ragsift.train.tasks.contrastive import contrastive_inputs, gathered_contrastive
+from ragsift.train.tasks.contrastive import (
+    contrastive_inputs,
+    distillation_loss,
+    gathered_contrastive,
+    own_group_scores,
+)
 from ragsift.types import Corpus, Queries, Run
 
 
@@ -92,6 +97,9 @@ class EmbeddingTask(TrainingTask):
                                                           exclude, config.symmetric))
 
         queries, docs = outputs
+        if config.distill:
+            return distillation_loss(own_group_scores(queries, docs) / config.temperature,
+                                     batch, config.distill, config.distill_temperature)
         if config.matryoshka_dims:
             return matryoshka(contrastive, queries, docs, config.matryoshka_dims,
                               config.matryoshka_weights)

@@ -17,8 +17,9 @@ from ragsift.models.hub import resolve_model
 from ragsift.rerank.cross_encoder import CrossEncoderReranker
 from ragsift.train.config import RerankerConfig
 from ragsift.train.data import TrainingItem
-from ragsift.train.losses import kl_distillation, listwise_ce, margin_mse, pointwise_bce, ranknet
+from ragsift.train.losses import listwise_ce, pointwise_bce, ranknet
 from ragsift.train.task import TrainingTask
+from ragsift.train.tasks.contrastive import distillation_loss, teacher_scores
 from ragsift.types import Corpus, Queries, Run
 
 
@@ -34,13 +35,6 @@ class _PairScorer(torch.nn.Module):
         extra = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
         logits = self.model(input_ids=input_ids, attention_mask=attention_mask, **extra).logits
         return logits[:, 0] if logits.shape[1] == 1 else logits[:, 1] - logits[:, 0]
-
-
-def group_scores(items: Sequence[TrainingItem]) -> torch.Tensor | None:
-    """``(B, 1 + n)`` teacher scores when every item has them, else ``None``."""
-    if any(item.scores is None for item in items):
-        return None
-    return torch.tensor([item.scores for item in items], dtype=torch.float32)
 
 
 class RerankerTask(TrainingTask):
@@ -73,7 +67,7 @@ class RerankerTask(TrainingTask):
         labels = torch.zeros(len(items), group)
         labels[:, 0] = 1
         batch["labels_"] = labels
-        teacher = group_scores(items)
+        teacher = teacher_scores(items)
         if teacher is not None:
             batch["teacher_scores"] = teacher
         return batch
@@ -83,13 +77,7 @@ class RerankerTask(TrainingTask):
         scores = outputs.view(labels.shape)
         config = self.config
         if config.distill:
-            if "teacher_scores" not in batch:
-                raise ValueError("distill is set but the training data has no teacher scores "
-                                 "(pos_scores/neg_scores)")
-            teacher = batch["teacher_scores"]
-            if config.distill == "kl":
-                return kl_distillation(scores, teacher, config.distill_temperature)
-            return margin_mse(scores, teacher)
+            return distillation_loss(scores, batch, config.distill, config.distill_temperature)
         if config.loss == "pointwise":
             return pointwise_bce(scores, labels)
         if config.loss == "ranknet":
