@@ -57,7 +57,7 @@ def test_shipped_configs_parse():
     files = sorted(folder.glob("*.yaml"))
     assert files
     for path in files:
-        task = next(t for t in ("llm-reranker", "embedding", "reranker", "colbert")
-                    if path.name.startswith(t))
+        tasks = ("llm-reranker", "vector-distill", "embedding", "reranker", "colbert")
+        task = next(t for t in tasks if path.name.startswith(t))
         config = load_config(task, path)
         assert config.model and config.data and config.out

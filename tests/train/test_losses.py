@@ -99,3 +99,30 @@ def test_distillation_losses_by_hand():
     assert margin_mse(student, teacher).item() == pytest.approx(0.0, abs=1e-7)
     shifted = torch.tensor([[1.0, 0.5, -1.0]])  # margins (0.5, 2) vs (1, 2)
     assert margin_mse(shifted, teacher).item() == pytest.approx(0.25 / 2, abs=1e-7)
+
+
+def test_vector_distillation_losses_by_hand():
+    from ragsift.train.losses import (
+        cosine_distillation,
+        relative_similarity_distillation,
+        similarity_matrix_distillation,
+    )
+
+    teacher = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    assert cosine_distillation(teacher * 3, teacher).item() == pytest.approx(0.0, abs=1e-6)
+    student = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    # cosines: rows 1 (1), 2 (0), 3 (1/sqrt 2)
+    expected = ((1 - 1) + (1 - 0) + (1 - 2 ** -0.5)) / 3
+    assert cosine_distillation(student, teacher).item() == pytest.approx(expected, abs=1e-6)
+    # teacher cosine matrix: [[1,0,c],[0,1,c],[c,c,1]], c = 1/sqrt2; student's: [[1,1,0],[1,1,0],
+    # [0,0,1]] -> squared differences 2*(1) + 2*(c^2) + 2*(c^2) over 9 entries
+    c = 2 ** -0.5
+    expected = (2 * 1 + 4 * c ** 2) / 9
+    got = similarity_matrix_distillation(student, teacher).item()
+    assert got == pytest.approx(expected, abs=1e-6)
+    # pairs (12, 13, 23): teacher cosines (0, c, c), student (1, 0, 0). Ordered pairs with
+    # T_a > T_b: (13 > 12) and (23 > 12); violations relu(S_12 - S_13 + m) = 1 + m, twice
+    margin = 0.015
+    got = relative_similarity_distillation(student, teacher, margin).item()
+    assert got == pytest.approx(1 + margin, abs=1e-6)
+    assert relative_similarity_distillation(teacher, teacher, 0.0).item() == 0.0

@@ -265,3 +265,28 @@ def test_embedding_distillation_loss_is_the_kl_to_the_teacher(no_dropout_model, 
         teacher = torch.log_softmax(torch.tensor(item.scores), 0)
         expected.append(float((teacher.exp() * (teacher - student)).sum()))
     assert first == pytest.approx(float(np.mean(expected)), rel=1e-4)
+
+
+def test_vector_distillation_moves_the_student_toward_the_teacher(tiny_model_dir, tiny_beir,
+                                                                  no_dropout_model, tmp_path):
+    from ragsift.models.bi_encoder import BiEncoder
+    from ragsift.train.tasks.vector_distill import distillation_texts
+
+    texts = distillation_texts(tiny_beir)
+    assert len(texts) == 5 + 8
+    config = load_config("vector-distill", None, {
+        "model": str(tiny_model_dir), "teacher": str(no_dropout_model), "data": str(tiny_beir),
+        "out": str(tmp_path / "student"), "batch_size": 13, "max_steps": 15,
+        "learning_rate": 3e-3, "warmup_ratio": 0.0, "logging_steps": 1})
+    out = train("vector-distill", config)
+    teacher = BiEncoder.from_pretrained(no_dropout_model, device="cpu").encode(texts)
+    target = teacher @ teacher.T
+
+    def gap(folder):
+        vectors = BiEncoder.from_pretrained(folder, device="cpu").encode(texts)
+        return float(np.abs(vectors @ vectors.T - target).mean())
+
+    assert gap(out) < 0.7 * gap(tiny_model_dir)  # the similarity structure moved to the teacher's
+    losses = [e["loss"] for e in json.loads((out / REPORT_FILE).read_text())["losses"]]
+    assert losses[-1] < 0.5 * losses[0]
+    assert not checkpoints_dir(out).exists()

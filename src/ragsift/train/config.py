@@ -20,7 +20,7 @@ from typing import Any, Literal, get_type_hints
 
 from ragsift.errors import DataFormatError, RagsiftError
 
-Task = Literal["embedding", "reranker", "colbert", "llm-reranker"]
+Task = Literal["embedding", "reranker", "colbert", "llm-reranker", "vector-distill"]
 
 
 @dataclass
@@ -142,9 +142,27 @@ class LLMRerankerConfig(TrainConfig, LoraSettings):
     max_length: int = 384
 
 
+@dataclass
+class VectorDistillConfig(TrainConfig):
+    """Stella/Jasper vector distillation: a student bi-encoder learns a teacher bi-encoder's
+    vectors on unlabelled texts (``data``: a BEIR folder's queries and corpus, or a jsonl of
+    ``{"text"}``; at most ``max_texts``). Loss: ``cosine_weight * cosine +
+    similarity_weight * similarity-matrix + relative_weight * relative-similarity``; a learned
+    projection maps the student to the teacher's dimension for the cosine term (dropped on
+    save)."""
+
+    teacher: str = ""
+    cosine_weight: float = 10.0
+    similarity_weight: float = 200.0
+    relative_weight: float = 20.0
+    relative_margin: float = 0.015
+    max_texts: int = 0
+    batch_size: int = 32
+
+
 CONFIGS: dict[str, type[TrainConfig]] = {
     "embedding": EmbeddingConfig, "reranker": RerankerConfig, "colbert": ColbertConfig,
-    "llm-reranker": LLMRerankerConfig,
+    "llm-reranker": LLMRerankerConfig, "vector-distill": VectorDistillConfig,
 }
 
 

@@ -32,6 +32,10 @@ Distillation from teacher scores:
   queries (Hinton et al. 2015).
 - :func:`margin_mse` -- MarginMSE (Hofstätter et al. 2020):
   ``mean_i,k ((s_i0 - s_ik) - (t_i0 - t_ik))^2`` over each group's negatives ``k``.
+
+Vector distillation (Stella / Jasper, Zhang et al. 2024), student vectors ``s`` and teacher
+vectors ``t`` of the same N texts: :func:`cosine_distillation`,
+:func:`similarity_matrix_distillation`, :func:`relative_similarity_distillation`.
 """
 
 from __future__ import annotations
@@ -126,3 +130,32 @@ def margin_mse(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
     student_margin = student[:, :1] - student[:, 1:]
     teacher_margin = teacher[:, :1] - teacher[:, 1:]
     return F.mse_loss(student_margin, teacher_margin)
+
+
+def cosine_distillation(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """Stella/Jasper cosine loss: ``mean_i (1 - cos(s_i, t_i))`` for ``(N, D)`` vectors (the
+    student already projected to the teacher's dimension)."""
+    return (1 - F.cosine_similarity(student, teacher, dim=-1)).mean()
+
+
+def similarity_matrix_distillation(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """Stella/Jasper similarity loss: ``mean_ij (S_ij - T_ij)^2`` between the in-batch cosine
+    matrices ``S = norm(s) norm(s)^T`` and ``T = norm(t) norm(t)^T`` (dimensions may differ)."""
+    s = F.normalize(student, dim=-1)
+    t = F.normalize(teacher, dim=-1)
+    return F.mse_loss(s @ s.T, t @ t.T)
+
+
+def relative_similarity_distillation(student: torch.Tensor, teacher: torch.Tensor,
+                                     margin: float = 0.015) -> torch.Tensor:
+    """Stella/Jasper relative similarity loss: over every two pairs of the batch whose teacher
+    cosines order them ``T_ij > T_mn``, ``mean relu(S_mn - S_ij + margin)``: the student keeps
+    the teacher's ranking of pairs."""
+    s = F.normalize(student, dim=-1)
+    t = F.normalize(teacher, dim=-1)
+    upper = torch.triu_indices(len(s), len(s), offset=1, device=s.device)
+    s_pairs = (s @ s.T)[upper[0], upper[1]]
+    t_pairs = (t @ t.T)[upper[0], upper[1]]
+    ordered = (t_pairs[:, None] > t_pairs[None, :]).to(s.dtype)
+    violations = F.relu(s_pairs[None, :] - s_pairs[:, None] + margin) * ordered
+    return violations.sum() / ordered.sum().clamp(min=1)

@@ -5,6 +5,7 @@ A task owns the model being trained and knows its data and loss:
 - :attr:`TrainingTask.module` -- the ``torch.nn.Module`` the HF Trainer optimises; its
   ``forward(**batch)`` computes everything that needs gradients in one call (so DDP sees one
   forward per step) and returns the outputs :meth:`TrainingTask.loss` reads;
+- :meth:`dataset` -- the training items (groups from a BEIR folder or jsonl by default);
 - :meth:`collate` -- training items to a batch of tensors;
 - :meth:`save` -- the trained model in its ecosystem's layout (sentence-transformers,
   CrossEncoder, PyLate, transformers);
@@ -20,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.utils.data import Dataset
 
 from ragsift.train.config import TrainConfig
-from ragsift.train.data import TrainingItem
+from ragsift.train.data import TrainingItem, TrainingItems, load_examples
 from ragsift.types import Corpus, Queries, Run
 
 
@@ -50,6 +52,13 @@ class TrainingTask(ABC):
     def run(self, queries: Queries, corpus: Corpus, candidates: Run) -> Run:
         """Score the evaluation queries with the live model (``candidates``: BM25's top k,
         which rerankers re-score and retrievers may ignore)."""
+
+    def dataset(self) -> Dataset:
+        """The training items: (query, positive, negatives) groups from ``config.data``."""
+        config = self.config
+        examples = load_examples(config.data, config.split, config.negatives_depth,
+                                 config.negatives_skip)
+        return TrainingItems(examples, config.negatives, config.seed)
 
     def enable_gradient_checkpointing(self) -> None:
         """Trade compute for memory in the transformer (when it supports it)."""

@@ -26,7 +26,6 @@ from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
 
 from ragsift.atomic import atomic_dir
 from ragsift.train.config import TrainConfig
-from ragsift.train.data import TrainingItems, load_examples
 from ragsift.train.grad_cache import grad_cache_step
 from ragsift.train.task import TrainingTask
 from ragsift.train.tasks import build_task
@@ -133,9 +132,7 @@ def train(task_name: str, config: TrainConfig, callbacks: list[TrainerCallback] 
     task = build_task(task_name, config)
     if config.gradient_checkpointing:
         task.enable_gradient_checkpointing()
-    examples = load_examples(config.data, config.split, config.negatives_depth,
-                             config.negatives_skip)
-    dataset = TrainingItems(examples, config.negatives, config.seed)
+    dataset = task.dataset()
     checkpoints = checkpoints_dir(out)
     args = TrainingArguments(
         output_dir=str(checkpoints), per_device_train_batch_size=config.batch_size,

@@ -7,7 +7,8 @@ from ragsift.train.task import TrainingTask
 
 
 def build_task(name: str, config: TrainConfig) -> TrainingTask:
-    """The training task ``name`` (embedding, reranker, colbert, llm-reranker) for ``config``."""
+    """The training task ``name`` (embedding, reranker, colbert, llm-reranker,
+    vector-distill) for ``config``."""
     if name == "embedding":
         from ragsift.train.tasks.embedding import EmbeddingTask
 
@@ -24,4 +25,8 @@ def build_task(name: str, config: TrainConfig) -> TrainingTask:
         from ragsift.train.tasks.llm_reranker import LLMRerankerTask
 
         return LLMRerankerTask(config)
+    if name == "vector-distill":
+        from ragsift.train.tasks.vector_distill import VectorDistillTask
+
+        return VectorDistillTask(config)
     raise ValueError(f"unknown training task {name!r}")

@@ -28,14 +28,36 @@ from ragsift.train.tasks.contrastive import (
 from ragsift.types import Corpus, Queries, Run
 
 
-class _TwoTowers(torch.nn.Module):
-    """Queries and documents through the same encoder in one forward call."""
+class EncoderModule(torch.nn.Module):
+    """A :class:`BiEncoder`'s transformer and dense layers as trainable parameters."""
 
     def __init__(self, encoder: BiEncoder) -> None:
         super().__init__()
         self.encoder = encoder
         self.transformer = encoder.model
         self.dense = torch.nn.ModuleList(layer.linear for layer in encoder.layout.dense)
+
+
+def save_bi_encoder(encoder: BiEncoder, folder: Path) -> None:
+    """Write a trained bi-encoder (sentence-transformers layout) into ``folder``."""
+    encoder._fingerprint = None  # the weights changed since any fingerprint
+    encoder.model.save_pretrained(folder)
+    encoder.tokenizer.save_pretrained(folder)
+    encoder.layout.write(folder, dim=int(encoder.model.config.hidden_size))
+
+
+def dense_run(encoder: BiEncoder, queries: Queries, corpus: Corpus, k: int = 100) -> Run:
+    """Exact dense retrieval with the live encoder (no embedding cache)."""
+    from ragsift.retrieve.dense import DenseRetriever
+
+    encoder._fingerprint = None
+    retriever = DenseRetriever(encoder, cache_dir=False)
+    retriever.index(corpus)
+    return retriever.search(queries, k=k)
+
+
+class _TwoTowers(EncoderModule):
+    """Queries and documents through the same encoder in one forward call."""
 
     def forward(self, query_input_ids: torch.Tensor | None = None,
                 query_attention_mask: torch.Tensor | None = None,
@@ -106,17 +128,9 @@ class EmbeddingTask(TrainingTask):
         return contrastive(queries, docs)
 
     def save(self, folder: Path) -> None:
-        self.encoder._fingerprint = None
         if self.peft_model is not None:
             self.encoder.model = merged(self.peft_model)
-        self.encoder.model.save_pretrained(folder)
-        self.encoder.tokenizer.save_pretrained(folder)
-        self.encoder.layout.write(folder, dim=int(self.encoder.model.config.hidden_size))
+        save_bi_encoder(self.encoder, folder)
 
     def run(self, queries: Queries, corpus: Corpus, candidates: Run) -> Run:
-        from ragsift.retrieve.dense import DenseRetriever
-
-        self.encoder._fingerprint = None  # the weights changed since the last fingerprint
-        retriever = DenseRetriever(self.encoder, cache_dir=False)
-        retriever.index(corpus)
-        return retriever.search(queries, k=100)
+        return dense_run(self.encoder, queries, corpus)
