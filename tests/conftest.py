@@ -67,25 +67,30 @@ def minilm_dir() -> Path:
     return resolve_model("minilm-l6")
 
 
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, minilm_dir: Path) -> Path:
-    """A 2-layer, 32-wide BERT with random weights and MiniLM's tokenizer, in the ST layout."""
+def build_tiny_bert(folder: Path, tokenizer_dir: Path, seed: int = 0,
+                    dropout: float = 0.1) -> Path:
+    """A 2-layer, 32-wide BERT bi-encoder (random weights, the given tokenizer, mean pooling,
+    normalised) saved in the sentence-transformers layout at ``folder``."""
     import torch
     from transformers import AutoTokenizer, BertConfig, BertModel
 
     from ragsift.models.bi_encoder import BiEncoder
     from ragsift.models.st_layout import SentenceTransformerLayout
 
-    torch.manual_seed(0)
-    tokenizer = AutoTokenizer.from_pretrained(minilm_dir)
+    torch.manual_seed(seed)
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
-    model = BertModel(config)
+                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128,
+                        hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
     layout = SentenceTransformerLayout(transformer_dir=Path("."), pooling="mean", normalize=True,
                                        max_seq_length=64)
-    folder = tmp_path_factory.mktemp("models") / "tiny-bert"
-    BiEncoder(model, tokenizer, layout, name="tiny", device="cpu").save(folder)
-    return folder
+    return BiEncoder(BertModel(config), tokenizer, layout, name="tiny", device="cpu").save(folder)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, minilm_dir: Path) -> Path:
+    """A 2-layer, 32-wide BERT with random weights and MiniLM's tokenizer, in the ST layout."""
+    return build_tiny_bert(tmp_path_factory.mktemp("models") / "tiny-bert", minilm_dir)
 
 
 def shared_dataset(name: str) -> Path:

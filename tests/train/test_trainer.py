@@ -13,6 +13,7 @@ from transformers import TrainerCallback
 
 from ragsift.train.config import load_config
 from ragsift.train.trainer import REPORT_FILE, checkpoints_dir, train
+from tests.conftest import build_tiny_bert
 
 SENTENCES = ["which animals sleep a lot", "Wolves live and hunt in packs."]
 
@@ -154,20 +155,8 @@ def test_llm_reranker_lora_trains_and_saves_merged_weights(tiny_llm, training_js
 @pytest.fixture(scope="module")
 def no_dropout_model(tmp_path_factory, minilm_dir):
     """A tiny BERT without dropout, so that GradCache can be compared step for step."""
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    from ragsift.models.bi_encoder import BiEncoder
-    from ragsift.models.st_layout import SentenceTransformerLayout
-
-    torch.manual_seed(1)
-    tokenizer = AutoTokenizer.from_pretrained(minilm_dir)
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128,
-                        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
-    layout = SentenceTransformerLayout(transformer_dir=Path("."), pooling="mean", normalize=True,
-                                       max_seq_length=64)
-    folder = tmp_path_factory.mktemp("models") / "no-dropout"
-    return BiEncoder(BertModel(config), tokenizer, layout, device="cpu").save(folder)
+    return build_tiny_bert(tmp_path_factory.mktemp("models") / "no-dropout", minilm_dir,
+                           seed=1, dropout=0.0)
 
 
 @pytest.mark.parametrize("task", ["embedding", "colbert"])

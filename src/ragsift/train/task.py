@@ -53,6 +53,16 @@ class TrainingTask(ABC):
         """Score the evaluation queries with the live model (``candidates``: BM25's top k,
         which rerankers re-score and retrievers may ignore)."""
 
+    def rerank_live(self, reranker: Any, queries: Queries, corpus: Corpus, candidates: Run
+                    ) -> Run:
+        """Rerank ``candidates`` with a reranker sharing the weights being trained, then put
+        the module back in the mode it was in."""
+        was_training = self.module.training
+        try:
+            return reranker.rerank(queries, corpus, candidates, k=self.config.eval_k)
+        finally:
+            self.module.train(was_training)
+
     def dataset(self) -> Dataset:
         """The training items: (query, positive, negatives) groups from ``config.data``."""
         config = self.config

@@ -68,9 +68,5 @@ class LLMRerankerTask(TrainingTask):
         self.reranker.tokenizer.save_pretrained(folder)
 
     def run(self, queries: Queries, corpus: Corpus, candidates: Run) -> Run:
-        was_training = self.module.training
         self.module.eval()
-        try:
-            return self.reranker.rerank(queries, corpus, candidates, k=self.config.eval_k)
-        finally:
-            self.module.train(was_training)
+        return self.rerank_live(self.reranker, queries, corpus, candidates)

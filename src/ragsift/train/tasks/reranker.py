@@ -94,8 +94,4 @@ class RerankerTask(TrainingTask):
         self.reranker().write(folder)
 
     def run(self, queries: Queries, corpus: Corpus, candidates: Run) -> Run:
-        was_training = self.module.training
-        try:
-            return self.reranker().rerank(queries, corpus, candidates, k=self.config.eval_k)
-        finally:
-            self.module.train(was_training)
+        return self.rerank_live(self.reranker(), queries, corpus, candidates)

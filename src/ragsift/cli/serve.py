@@ -1,0 +1,61 @@
+"""``ragsift serve``: an HTTP server for reranking, embeddings and search (see docs/serving.md).
+
+CLI contract: ``ragsift serve [--config serve.yaml] [--reranker MODEL] [--embedder MODEL]
+[--index DIR] [--host 127.0.0.1] [--port 8080]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from ragsift.errors import MissingExtraError
+from ragsift.serve.config import ServeConfig
+
+logger = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "serve", help="serve rerankers, embedders and an index over HTTP",
+        description="Load the models and index of a config file (and of the flags, which add "
+                    "to it) and serve them with Cohere-compatible /v2/rerank, TEI-compatible "
+                    "/rerank, OpenAI-compatible /v1/embeddings, /search, /health and /metrics. "
+                    "Set api_key in the config or $RAGSIFT_API_KEY to require a Bearer key.",
+    )
+    parser.add_argument("--config", metavar="FILE", default=None,
+                        help="serve.yaml: rerankers, embedders, index, limits, api_key")
+    parser.add_argument("--reranker", metavar="MODEL", default=None,
+                        help="also serve this reranker (folder, packaged name or hub id), "
+                             "named by its folder name")
+    parser.add_argument("--embedder", metavar="MODEL", default=None,
+                        help="also serve this embedder, named by its folder name")
+    parser.add_argument("--index", metavar="DIR", default=None,
+                        help="the saved index /search queries (replaces the config's path)")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default: 127.0.0.1, this machine only)")
+    parser.add_argument("--port", type=int, default=8080, help="port (default: 8080)")
+    parser.set_defaults(func=run)
+
+
+def config_from_args(args: argparse.Namespace) -> ServeConfig:
+    """The config file (if any) completed by the flags; an error if it serves nothing."""
+    config = ServeConfig.from_yaml(args.config) if args.config else ServeConfig()
+    config = config.with_flags(args.reranker, args.embedder, args.index)
+    if not (config.rerankers or config.embedders or config.index):
+        raise SystemExit("ragsift serve: error: nothing to serve; give --config, --reranker, "
+                         "--embedder or --index")
+    return config
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+
+        from ragsift.serve.app import create_app
+    except ImportError as exc:
+        raise MissingExtraError(exc.name or "fastapi", "serve") from None
+    app = create_app(config_from_args(args))
+    logger.info("serving on http://%s:%d", args.host, args.port)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    return 0
