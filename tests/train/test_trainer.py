@@ -279,3 +279,19 @@ def test_vector_distillation_moves_the_student_toward_the_teacher(tiny_model_dir
     losses = [e["loss"] for e in json.loads((out / REPORT_FILE).read_text())["losses"]]
     assert losses[-1] < 0.5 * losses[0]
     assert not checkpoints_dir(out).exists()
+
+
+def test_gradient_checkpointing_changes_memory_not_results(no_dropout_model, training_jsonl,
+                                                           tmp_path):
+    from safetensors.torch import load_file
+
+    common = {"batch_size": 4, "max_steps": 2, "learning_rate": 1e-2}
+    plain = train("embedding", config_for("embedding", no_dropout_model, training_jsonl,
+                                          tmp_path / "plain", **common))
+    checkpointed = train("embedding", config_for("embedding", no_dropout_model, training_jsonl,
+                                                 tmp_path / "ckpt", gradient_checkpointing=True,
+                                                 **common))
+    a = load_file(str(plain / "model.safetensors"))
+    b = load_file(str(checkpointed / "model.safetensors"))
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], atol=1e-5, rtol=1e-4)

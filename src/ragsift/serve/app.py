@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import copy
 import hmac
 import logging
 import threading
@@ -66,6 +67,7 @@ from ragsift.types import Document, ranked
 logger = logging.getLogger(__name__)
 
 Model = TypeVar("Model")
+Result = TypeVar("Result")
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
@@ -151,13 +153,37 @@ class Metrics:
 
 
 # ---- loaded models ----------------------------------------------------------------------------
+class RequestTokenizer:
+    """A private copy of a model's tokenizer for measuring and cutting requests.
+
+    A fast tokenizer must not run in two threads while one of them changes its truncation
+    settings, which model calls do; the model's own tokenizer stays with the model's lock.
+    """
+
+    def __init__(self, tokenizer: Any) -> None:
+        self._tokenizer = copy.deepcopy(tokenizer)
+        self._lock = threading.Lock()
+
+    async def run(self, fn: Callable[..., Result], *args: Any) -> Result:
+        """``fn(tokenizer, *args)`` in a worker thread, one call at a time."""
+
+        def call() -> Result:
+            with self._lock:
+                return fn(self._tokenizer, *args)
+
+        return await asyncio.to_thread(call)
+
+
 @dataclass
 class Served(Generic[Model]):
-    """A loaded model and the batcher that runs it."""
+    """A loaded model, the lock held while it runs (a dense index shares its embedder's), the
+    batcher that runs it and, for rerankers and embedders, a tokenizer to measure requests."""
 
     name: str
     model: Model
+    lock: threading.Lock
     batcher: MicroBatcher
+    tokenizer: RequestTokenizer | None = None
 
 
 @dataclass
@@ -173,6 +199,16 @@ class Services:
     def batchers(self) -> list[MicroBatcher]:
         served = [*self.rerankers.values(), *self.embedders.values()]
         return [s.batcher for s in served + ([self.index] if self.index else [])]
+
+
+def exclusive(lock: threading.Lock, fn: Callable[..., Result]) -> Callable[..., Result]:
+    """``fn`` called with ``lock`` held."""
+
+    def call(*args: Any) -> Result:
+        with lock:
+            return fn(*args)
+
+    return call
 
 
 def per_request(fn: Callable[[list[Any]], np.ndarray]) -> Callable[[list[list[Any]]], list]:
@@ -205,29 +241,38 @@ def load_services(config: ServeConfig, metrics: Metrics) -> Services:
     limits = config.limits
     services = Services(limits)
 
-    def batcher(name: str, run_batch: Callable, max_tokens: int) -> MicroBatcher:
-        return MicroBatcher(name, run_batch, max_batch_tokens=max_tokens,
-                            max_wait_ms=limits.max_wait_ms, on_batch=metrics.batch_observer(name))
+    def serve(kind: str, name: str, model: Any, batch_fn: Callable, max_tokens: int, *,
+              tokenizer: Any = None, lock: threading.Lock | None = None) -> Served:
+        lock = lock or threading.Lock()
+        label = f"{kind}:{name}"
+        batcher = MicroBatcher(label, exclusive(lock, batch_fn), max_batch_tokens=max_tokens,
+                               max_wait_ms=limits.max_wait_ms,
+                               on_batch=metrics.batch_observer(label))
+        return Served(name, model, lock, batcher,
+                      RequestTokenizer(tokenizer) if tokenizer is not None else None)
 
     for name, entry in config.rerankers.items():
         reranker = Reranker.load(entry.model, **entry.options)
-        services.rerankers[name] = Served(name, reranker, batcher(
-            f"reranker:{name}", per_request(reranker.score), limits.max_batch_tokens))
+        services.rerankers[name] = serve("reranker", name, reranker,
+                                         per_request(reranker.score), limits.max_batch_tokens,
+                                         tokenizer=reranker.tokenizer)
     for name, entry in config.embedders.items():
         encoder = BiEncoder.from_pretrained(entry.model, **entry.options)
-        services.embedders[name] = Served(name, encoder, batcher(
-            f"embedder:{name}", per_request(encoder.encode), limits.max_batch_tokens))
+        services.embedders[name] = serve("embedder", name, encoder,
+                                         per_request(encoder.encode), limits.max_batch_tokens,
+                                         tokenizer=encoder.tokenizer)
     if config.index is not None:
-        options = {}
+        options, lock = {}, None
         if config.index.embedder:
             kind = read_manifest_kind(config.index.path)
             if kind != "dense":
                 raise RagsiftError(f"index.embedder: {config.index.path} holds a {kind!r} "
                                    "index, which encodes no queries; remove index.embedder")
-            options["encoder"] = services.embedders[config.index.embedder].model
+            shared = services.embedders[config.index.embedder]
+            options["encoder"], lock = shared.model, shared.lock
         retriever = Retriever.load(config.index.path, **options)
-        services.index = Served(Path(config.index.path).name, retriever, batcher(
-            "index", search_batch(retriever), SEARCH_BATCH))
+        services.index = serve("index", Path(config.index.path).name, retriever,
+                               search_batch(retriever), SEARCH_BATCH, lock=lock)
         if config.index.corpus:
             services.corpus = load_corpus(config.index.corpus)
     return services
@@ -264,10 +309,10 @@ def fit_documents(tokenizer: Any, query: str, docs: list[str],
     return cut, tokens
 
 
-def count_tokens(encoder: BiEncoder, texts: list[str]) -> int:
-    """Tokens the encoder reads for ``texts`` (special tokens included, truncated)."""
-    ids = encoder.tokenizer(texts, add_special_tokens=True, verbose=False)["input_ids"]
-    return sum(min(len(x), encoder.max_length) for x in ids)
+def count_tokens(tokenizer: Any, texts: list[str], max_length: int) -> int:
+    """Tokens an encoder with ``max_length`` reads for ``texts`` (special tokens included)."""
+    ids = tokenizer(texts, add_special_tokens=True, verbose=False)["input_ids"]
+    return sum(min(len(x), max_length) for x in ids)
 
 
 def encode_vector(vector: np.ndarray, encoding: str) -> list[float] | str:
@@ -356,8 +401,7 @@ def create_app(config: ServeConfig) -> FastAPI:
     async def raw_scores(served: Served[Reranker], query: str, docs: list[str],
                          limit: int | None) -> np.ndarray:
         check_size(len(docs))
-        docs, tokens = await asyncio.to_thread(fit_documents, served.model.tokenizer, query,
-                                               docs, limit)
+        docs, tokens = await served.tokenizer.run(fit_documents, query, docs, limit)
         check_size(len(docs), tokens)
         return await served.batcher.submit([(query, d) for d in docs], tokens)
 
@@ -380,7 +424,10 @@ def create_app(config: ServeConfig) -> FastAPI:
               dependencies=guarded)
     async def tei_rerank(body: TeiRerankRequest) -> list[TeiRank]:
         served = lookup(services.rerankers, None, "reranker")
-        limit = max(served.model.passage_budget(body.query), 1) if body.truncate else None
+        limit = None
+        if body.truncate:  # the model's own tokenizer: under its lock
+            budget = exclusive(served.lock, served.model.passage_budget)
+            limit = max(await asyncio.to_thread(budget, body.query), 1)
         scores = await raw_scores(served, body.query, body.texts, limit)
         if not body.raw_scores:
             scores = probabilities(served.model, scores)
@@ -397,7 +444,7 @@ def create_app(config: ServeConfig) -> FastAPI:
         if body.dimensions is not None and body.dimensions > encoder.dim:
             raise invalid("dimensions", f"{body.model} has {encoder.dim} dimensions; "
                                         f"asked for {body.dimensions}")
-        tokens = await asyncio.to_thread(count_tokens, encoder, texts)
+        tokens = await served.tokenizer.run(count_tokens, texts, encoder.max_length)
         check_size(len(texts), tokens)
         vectors = await served.batcher.submit(texts, tokens)
         if body.dimensions is not None:
