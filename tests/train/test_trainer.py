@@ -295,3 +295,29 @@ def test_gradient_checkpointing_changes_memory_not_results(no_dropout_model, tra
     b = load_file(str(checkpointed / "model.safetensors"))
     for name in a:
         torch.testing.assert_close(a[name], b[name], atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("task", ["embedding", "reranker"])
+def test_evaluation_during_training_equals_the_saved_models_score(task, tiny_model_dir,
+                                                                  training_jsonl, tiny_beir,
+                                                                  tmp_path):
+    from ragsift.data.beir import load_beir
+    from ragsift.evaluate import evaluate
+    from ragsift.rerank import Reranker
+    from ragsift.retrieve import BM25Retriever, DenseRetriever
+
+    out = train(task, config_for(task, tiny_model_dir, training_jsonl, tmp_path / task,
+                                 max_steps=2, eval_data=str(tiny_beir), eval_k=5))
+    logged = json.loads((out / REPORT_FILE).read_text())["evaluations"][-1]["ndcg@10"]
+    data = load_beir(tiny_beir)
+    if task == "embedding":
+        dense = DenseRetriever(str(out), cache_dir=False)
+        dense.index(data.corpus)
+        run = dense.search(data.queries, k=100)
+    else:
+        bm25 = BM25Retriever()
+        bm25.index(data.corpus)
+        run = Reranker.load(out, device="cpu").rerank(data.queries, data.corpus,
+                                                      bm25.search(data.queries, k=5))
+    assert logged == pytest.approx(evaluate(data.qrels, run, ["ndcg@10"]).mean["ndcg@10"],
+                                   abs=1e-6)

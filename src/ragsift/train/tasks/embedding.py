@@ -51,9 +51,14 @@ def dense_run(encoder: BiEncoder, queries: Queries, corpus: Corpus, k: int = 100
     from ragsift.retrieve.dense import DenseRetriever
 
     encoder._fingerprint = None
-    retriever = DenseRetriever(encoder, cache_dir=False)
-    retriever.index(corpus)
-    return retriever.search(queries, k=k)
+    was_training = encoder.model.training
+    encoder.model.eval()  # no dropout while evaluating
+    try:
+        retriever = DenseRetriever(encoder, cache_dir=False)
+        retriever.index(corpus)
+        return retriever.search(queries, k=k)
+    finally:
+        encoder.model.train(was_training)
 
 
 class _TwoTowers(EncoderModule):
