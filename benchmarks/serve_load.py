@@ -59,7 +59,8 @@ def start_server(config: dict, folder: Path, port: int, timeout: float = 300) ->
     config_file = folder / "serve.yaml"
     config_file.write_text(json.dumps(config))
     process = subprocess.Popen([sys.executable, "-c", SERVER, "serve", "--config",
-                                str(config_file), "--port", str(port)])
+                                str(config_file), "--port", str(port)],
+                               stdout=subprocess.DEVNULL)  # the access log
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -140,6 +141,8 @@ def main() -> None:
     parser.add_argument("--max-seconds", type=float, default=300,
                         help="stop sending after this long")
     parser.add_argument("--max-length", type=int, default=256, help="reranker max tokens")
+    parser.add_argument("--long-doc", default="max",
+                        help="long-document strategy (truncate: one window per pair)")
     parser.add_argument("--max-wait-ms", type=float, default=5, help="micro-batch wait")
     parser.add_argument("--max-batch-tokens", type=int, default=16384,
                         help="micro-batch token budget")
@@ -149,7 +152,7 @@ def main() -> None:
     requests = make_requests(data, args.requests, args.docs)
     pairs = [(query, doc) for query, docs in requests for doc in docs]
 
-    options = {"max_length": args.max_length, "device": "cpu"}
+    options = {"max_length": args.max_length, "long_doc": args.long_doc, "device": "cpu"}
     reranker = Reranker.load(model, **options)
     reranker.score(pairs[: args.docs])  # warm-up
     start = time.perf_counter()

@@ -280,6 +280,7 @@ def test_config_rejects_unknown_keys_and_reads_env(tmp_path, monkeypatch):
         ServeConfig.from_dict({"limits": {"max_wait_ms": -1}})
     monkeypatch.setenv("RAGSIFT_API_KEY", "from-env")
     assert ServeConfig().api_key == "from-env"
+    assert ServeConfig.from_dict({"rerankers": None, "api_key": None}).api_key == "from-env"
     assert ServeConfig.from_dict({"api_key": "from-file"}).api_key == "from-file"
 
 

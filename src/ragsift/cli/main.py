@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from ragsift import __version__
 from ragsift.errors import RagsiftError
 
-_GROUPS = ("search", "index", "evaluate", "rerank", "train", "label", "mine", "demo",
+_GROUPS = ("search", "index", "evaluate", "rerank", "train", "label", "mine", "serve", "demo",
            "datasets")
 
 

@@ -297,8 +297,9 @@ def fit_documents(tokenizer: Any, query: str, docs: list[str],
     (query, document) pairs the reranker will read."""
     if not docs:
         return [], 0
-    query_tokens = len(tokenizer(query, add_special_tokens=False)["input_ids"])
-    encoded = tokenizer(docs, add_special_tokens=False, return_offsets_mapping=limit is not None)
+    query_tokens = len(tokenizer(query, add_special_tokens=False, verbose=False)["input_ids"])
+    encoded = tokenizer(docs, add_special_tokens=False, return_offsets_mapping=limit is not None,
+                        verbose=False)
     specials = tokenizer.num_special_tokens_to_add(pair=True)
     cut, tokens = [], 0
     for i, (doc, ids) in enumerate(zip(docs, encoded["input_ids"])):
@@ -367,6 +368,7 @@ def create_app(config: ServeConfig) -> FastAPI:
     app = FastAPI(title="ragsift", lifespan=lifespan)
     app.state.services = services
     app.state.metrics = metrics
+
     async def authorize(credentials: Credentials) -> None:
         if config.api_key is None:
             return

@@ -102,17 +102,17 @@ class ServeConfig:
         """Build a config from parsed YAML (``source`` names it in errors)."""
         data = _mapping(data, None, source)
         _known_keys(data, [f.name for f in dataclasses.fields(cls)], None, source)
-        index = data.get("index")
-        limits = _mapping(data.get("limits", {}), "limits", source)
+        index, api_key = data.get("index"), data.get("api_key")
+        limits = _mapping(data.get("limits") or {}, "limits", source)
         _known_keys(limits, [f.name for f in dataclasses.fields(Limits)], "limits", source)
         config = cls(
-            rerankers=_models(data.get("rerankers", {}), "rerankers", source),
-            embedders=_models(data.get("embedders", {}), "embedders", source),
+            rerankers=_models(data.get("rerankers") or {}, "rerankers", source),
+            embedders=_models(data.get("embedders") or {}, "embedders", source),
             index=None if index is None else _index(index, source),
             limits=Limits(**{key: _positive(value, f"limits.{key}", source,
                                             integer=isinstance(getattr(Limits, key), int))
                              for key, value in limits.items()}),
-            api_key=_text(data["api_key"], "api_key", source) if "api_key" in data else None,
+            api_key=None if api_key is None else _text(api_key, "api_key", source),
         )
         config.check(source)
         return config
@@ -128,8 +128,8 @@ class ServeConfig:
             embedders[model_name(embedder)] = ModelConfig(embedder)
         new_index = self.index
         if index:
-            new_index = dataclasses.replace(self.index, path=index) if self.index else IndexConfig(
-                index)
+            new_index = IndexConfig(index) if self.index is None else dataclasses.replace(
+                self.index, path=index)
         config = dataclasses.replace(self, rerankers=rerankers, embedders=embedders,
                                      index=new_index)
         config.check("<command line>")
