@@ -117,3 +117,56 @@ def test_smollm2_chat_template_gains_equal_a_direct_computation():
                                "Paris", passage, 0.5)
         assert label == pytest.approx(expected, abs=1e-3)
     assert got[0] > got[1]  # the passage holding the answer helps more
+
+
+def qa_file(tmp_path):
+    rows = [ROW, dict(ROW, id="q2", question="What colour are bananas?", answer="yellow",
+                      paragraphs=[dict(ROW["paragraphs"][0], is_supporting=False),
+                                  dict(ROW["paragraphs"][1], is_supporting=True)])]
+    path = tmp_path / "qa.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+@pytest.mark.parametrize("selector,expected", [("gold", [[0], [1]]), ("none", [[], []]),
+                                               ("all", [[0, 1], [0, 1]]),
+                                               ("top-k", [[0], [1]])])
+def test_pipeline_stages_and_metrics(tiny_llm, tmp_path, selector, expected):
+    from ragsift.cli.main import main
+
+    out = tmp_path / f"run-{selector}"
+    assert main(["rag", "--questions", str(qa_file(tmp_path)), "--out", str(out), "--set",
+                 f"generator={tiny_llm}", "--set", f"selector={selector}", "--set",
+                 "max_new_tokens=4", "--set", "recall_at=1,2"]) == 0
+    predictions = [json.loads(line) for line in (out / "predictions.jsonl").read_text()
+                   .splitlines()]
+    assert [p["selected"] for p in predictions] == expected
+    metrics = json.loads((out / "metrics.json").read_text())
+    for p in predictions:  # EM and F1 recomputed from the written answers
+        assert p["em"] == exact_match(p["prediction"], p["gold"])
+        assert p["f1"] == token_f1(p["prediction"], p["gold"])
+    assert metrics["em"] == np.mean([p["em"] for p in predictions])
+    # BM25 puts the passage sharing the question's words first: "Eiffel Tower" / "bananas"
+    assert metrics["supporting_recall@1"] == 1.0 and metrics["supporting_recall@2"] == 1.0
+    rankings = [json.loads(line) for line in (out / "rankings.jsonl").read_text().splitlines()]
+    assert [r["ranking"][0] for r in rankings] == [0, 1]
+
+
+def test_generator_answers_like_the_models_own_greedy_decoding(tiny_llm):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from ragsift.rag.generator import Generator, clean_answer
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_llm)
+    generator = Generator(model, AutoTokenizer.from_pretrained(tiny_llm), max_new_tokens=5,
+                          batch_size=2)
+    questions = ["Where is the tower?", "Which fruit is yellow and long?", "Why?"]
+    contexts = [["The tower is in Paris."], [], ["a", "b"]]
+    batched = generator.generate(questions, contexts)
+    for question, context, answer in zip(questions, contexts, batched):
+        ids = torch.tensor([generator.prompt(question, context)])
+        alone = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
+                               do_sample=False, max_new_tokens=5,
+                               pad_token_id=generator.tokenizer.pad_token_id)
+        text = generator.tokenizer.decode(alone[0, ids.shape[1]:], skip_special_tokens=True)
+        assert answer == clean_answer(text)

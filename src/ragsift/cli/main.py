@@ -15,7 +15,7 @@ from ragsift import __version__
 from ragsift.errors import RagsiftError
 
 _GROUPS = ("search", "index", "evaluate", "rerank", "train", "label", "mine", "gain_label",
-           "serve", "demo", "datasets")
+           "rag", "serve", "demo", "datasets")
 
 
 def build_parser() -> argparse.ArgumentParser:

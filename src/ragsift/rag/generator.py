@@ -1,0 +1,108 @@
+"""The generator of the RAG chain: a causal LM answering from numbered passages.
+
+Prompt (the user message; the model's chat template wraps it when it has one)::
+
+    Answer the question with a short answer, using the passages; cite them like [1].
+    [1] title: text
+    [2] ...
+    Question: ...
+
+With no passage the first line asks for an answer from the model's own knowledge. Decoding is
+greedy, ``max_new_tokens`` at most, batched with left padding; the answer is the text up to the
+first newline, with citation marks ``[n]`` removed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from ragsift.models.batching import length_sorted_batches
+
+WITH_PASSAGES = ("Answer the question with a short answer, using the passages; cite them like "
+                 "[1].")
+WITHOUT_PASSAGES = "Answer the question with a short answer."
+_CITATION = re.compile(r"\s*\[\d+\]")
+
+
+class Generator:
+    """Greedy, batched answers from a causal LM (see the module docstring)."""
+
+    def __init__(self, model: torch.nn.Module, tokenizer: Any, max_new_tokens: int = 32,
+                 batch_size: int = 8, max_passage_tokens: int = 256) -> None:
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.max_new_tokens = max_new_tokens
+        self.batch_size = batch_size
+        self.max_passage_tokens = max_passage_tokens
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+
+    @classmethod
+    def from_pretrained(cls, name: str, **options: Any) -> Generator:
+        """Load a causal LM folder, GGUF folder, packaged name (``smollm2-135m``) or hub id."""
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from ragsift.models.hub import gguf_file_for, resolve_model
+
+        folder = resolve_model(name)
+        gguf = gguf_file_for(name, folder)
+        extra = {"gguf_file": gguf} if gguf else {}
+        return cls(AutoModelForCausalLM.from_pretrained(folder, **extra),
+                   AutoTokenizer.from_pretrained(folder, **extra), **options)
+
+    def _cut(self, text: str) -> str:
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        if len(ids) <= self.max_passage_tokens:
+            return text
+        return self.tokenizer.decode(ids[:self.max_passage_tokens])
+
+    def prompt(self, question: str, passages: Sequence[str]) -> list[int]:
+        """Token ids of the prompt for ``question`` with ``passages`` (numbered from 1)."""
+        lines = [WITH_PASSAGES if passages else WITHOUT_PASSAGES]
+        lines += [f"[{i}] {self._cut(p)}" for i, p in enumerate(passages, 1)]
+        lines.append(f"Question: {question}")
+        message = "\n".join(lines)
+        if getattr(self.tokenizer, "chat_template", None):
+            return list(self.tokenizer.apply_chat_template(
+                [{"role": "user", "content": message}], tokenize=True,
+                add_generation_prompt=True, return_dict=False))
+        return self.tokenizer(f"{message}\nAnswer:", add_special_tokens=True)["input_ids"]
+
+    def generate(self, questions: Sequence[str], contexts: Sequence[Sequence[str]]
+                 ) -> list[str]:
+        """One answer per question, given its passages."""
+        prompts = [self.prompt(q, c) for q, c in zip(questions, contexts)]
+        answers = [""] * len(prompts)
+        device = next(self.model.parameters()).device
+        pad = self.tokenizer.pad_token_id
+        for batch in length_sorted_batches([len(p) for p in prompts], self.batch_size):
+            width = max(len(prompts[i]) for i in batch)
+            ids = torch.full((len(batch), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for row, i in enumerate(batch):
+                ids[row, width - len(prompts[i]):] = torch.tensor(prompts[i])
+                mask[row, width - len(prompts[i]):] = 1
+            with torch.inference_mode():
+                output = self.model.generate(
+                    input_ids=ids.to(device), attention_mask=mask.to(device), do_sample=False,
+                    max_new_tokens=self.max_new_tokens, pad_token_id=pad)
+            for row, i in enumerate(batch):
+                text = self.tokenizer.decode(output[row, width:], skip_special_tokens=True)
+                answers[i] = clean_answer(text)
+        return answers
+
+
+def clean_answer(text: str) -> str:
+    """The first line of a generation, without citation marks or an ``Answer:`` prefix.
+
+    Example:
+        >>> clean_answer("Answer: Paris [1].\\nMore text")
+        'Paris.'
+    """
+    first = text.strip().split("\n", 1)[0]
+    first = re.sub(r"^(answer|a)\s*:\s*", "", first, flags=re.IGNORECASE)
+    return _CITATION.sub("", first).strip()

@@ -1,0 +1,179 @@
+"""The RAG chain: rank a question's passages, select some, generate an answer, measure it.
+
+Stages (each swappable from a :class:`RagConfig`):
+
+1. retriever: ``bm25`` (bm25s over the question's own passages), ``dense:MODEL`` (cosine of a
+   bi-encoder), or ``none`` (the given order);
+2. reranker (optional): any ragsift reranker re-scores every passage; a GainRAG selector is a
+   reranker trained on gain labels;
+3. selector: ``top-k`` of the final ranking, ``threshold`` (reranker probability >=
+   ``threshold``, calibrated when the model has a calibration), ``all`` passages in their given
+   order, ``gold`` (the supporting passages), or ``none`` (no context);
+4. generator: :class:`ragsift.rag.generator.Generator`.
+
+Outputs in the run folder: ``rankings.jsonl`` (per question: scores and order of each stage),
+``predictions.jsonl`` (answer, gold, selected passages, EM, F1) and ``metrics.json`` (mean EM,
+F1, supporting recall@k of the final ranking, and the selected passages' supporting recall).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from ragsift.atomic import atomic_file
+from ragsift.data.qa import QAExample
+from ragsift.rag.generator import Generator
+from ragsift.rag.metrics import exact_match, supporting_recall, token_f1
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class RagConfig:
+    """Which model runs at each stage (see the module docstring)."""
+
+    retriever: str = "bm25"
+    reranker: str = ""
+    reranker_max_length: int = 0
+    selector: Literal["top-k", "threshold", "all", "gold", "none"] = "top-k"
+    k: int = 1
+    threshold: float = 0.5
+    generator: str = "smollm2-135m"
+    max_new_tokens: int = 32
+    batch_size: int = 8
+    max_passage_tokens: int = 256
+    recall_at: list[int] = field(default_factory=lambda: [1, 2, 5])
+
+
+def retrieval_scores(spec: str, examples: list[QAExample]) -> list[np.ndarray]:
+    """One score per passage of each example from the retriever ``spec``."""
+    if spec == "none":
+        return [-np.arange(len(e.paragraphs), dtype=np.float32) for e in examples]
+    if spec == "bm25":
+        from ragsift.retrieve import BM25Retriever
+        from ragsift.types import Document
+
+        out = []
+        for example in examples:
+            bm25 = BM25Retriever()
+            bm25.index({str(i): Document(str(i), p.text, p.title)
+                        for i, p in enumerate(example.paragraphs)})
+            hits = bm25.search({"q": example.question}, k=len(example.paragraphs))["q"]
+            out.append(np.array([hits.get(str(i), 0.0) for i in range(len(example.paragraphs))],
+                                dtype=np.float32))
+        return out
+    if spec.startswith("dense:"):
+        from ragsift.models.bi_encoder import BiEncoder
+
+        encoder = BiEncoder.from_pretrained(spec.split(":", 1)[1], normalize=True)
+        queries = encoder.encode_queries([e.question for e in examples])
+        passages = [p.full_text() for e in examples for p in e.paragraphs]
+        vectors = encoder.encode_documents(passages)
+        out, start = [], 0
+        for example, query in zip(examples, queries):
+            end = start + len(example.paragraphs)
+            out.append(vectors[start:end] @ query)
+            start = end
+        return out
+    raise ValueError(f"unknown RAG retriever {spec!r}: bm25, dense:MODEL or none")
+
+
+class Pipeline:
+    """Runs the chain of a :class:`RagConfig` over QA examples."""
+
+    def __init__(self, config: RagConfig) -> None:
+        self.config = config
+        self._generator: Generator | None = None
+
+    def generator(self) -> Generator:
+        if self._generator is None:
+            config = self.config
+            self._generator = Generator.from_pretrained(
+                config.generator, max_new_tokens=config.max_new_tokens,
+                batch_size=config.batch_size, max_passage_tokens=config.max_passage_tokens)
+        return self._generator
+
+    def rank(self, examples: list[QAExample]) -> list[dict]:
+        """Per example: stage scores and the final ranking (passage indices, best first)."""
+        config = self.config
+        scores = retrieval_scores(config.retriever, examples)
+        rows = [{"id": e.id, "retriever": s.tolist()} for e, s in zip(examples, scores)]
+        if config.reranker:
+            from ragsift.rerank import Reranker
+
+            options = {"max_length": config.reranker_max_length} \
+                if config.reranker_max_length else {}
+            reranker = Reranker.load(config.reranker, **options)
+            for row, example in zip(rows, examples):
+                pairs = [(example.question, p.full_text()) for p in example.paragraphs]
+                raw = reranker.score(pairs)
+                row["reranker"] = raw.tolist()
+                if config.selector == "threshold":
+                    row["probability"] = reranker.score(pairs, calibrated=True).tolist()
+        elif config.selector == "threshold":
+            raise ValueError("the threshold selector needs a reranker")
+        for row in rows:
+            final = np.asarray(row.get("reranker", row["retriever"]))
+            row["ranking"] = np.argsort(-final, kind="stable").tolist()
+        return rows
+
+    def select(self, example: QAExample, row: dict) -> list[int]:
+        """Indices of the passages given to the generator."""
+        config = self.config
+        if config.selector == "none":
+            return []
+        if config.selector == "all":
+            return list(range(len(example.paragraphs)))
+        if config.selector == "gold":
+            return sorted(example.supporting)
+        if config.selector == "threshold":
+            return [i for i in row["ranking"] if row["probability"][i] >= config.threshold]
+        return row["ranking"][:config.k]
+
+    def run(self, examples: list[QAExample], out: str | Path) -> dict:
+        """Run the chain, write the three output files into ``out``; returns the metrics."""
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        start = time.perf_counter()
+        rows = self.rank(examples)
+        with atomic_file(out / "rankings.jsonl") as handle:
+            handle.writelines(json.dumps(row) + "\n" for row in rows)
+        selected = [self.select(e, r) for e, r in zip(examples, rows)]
+        contexts = [[e.paragraphs[i].full_text() for i in chosen]
+                    for e, chosen in zip(examples, selected)]
+        answers = self.generator().generate([e.question for e in examples], contexts)
+        predictions = []
+        for example, chosen, answer in zip(examples, selected, answers):
+            predictions.append({
+                "id": example.id, "question": example.question, "gold": example.answer,
+                "prediction": answer, "selected": chosen,
+                "em": exact_match(answer, example.answer),
+                "f1": token_f1(answer, example.answer)})
+        with atomic_file(out / "predictions.jsonl") as handle:
+            handle.writelines(json.dumps(p, ensure_ascii=False) + "\n" for p in predictions)
+        metrics = {
+            "questions": len(examples),
+            "em": float(np.mean([p["em"] for p in predictions])) if predictions else 0.0,
+            "f1": float(np.mean([p["f1"] for p in predictions])) if predictions else 0.0,
+            "selected_supporting_recall": float(np.mean([
+                supporting_recall(chosen, e.supporting, len(chosen) or 1) if chosen else 0.0
+                for e, chosen in zip(examples, selected)])) if examples else 0.0,
+            "seconds": time.perf_counter() - start,
+            "config": asdict(self.config),
+        }
+        for k in self.config.recall_at:
+            metrics[f"supporting_recall@{k}"] = float(np.mean([
+                supporting_recall(r["ranking"], e.supporting, k)
+                for e, r in zip(examples, rows)])) if examples else 0.0
+        with atomic_file(out / "metrics.json") as handle:
+            handle.write(json.dumps(metrics, indent=2))
+        logger.info("RAG over %d questions: EM %.4f, F1 %.4f; wrote %s", len(examples),
+                    metrics["em"], metrics["f1"], out)
+        return metrics
