@@ -8,7 +8,8 @@ model, batches and loss.
 Folders: checkpoints go to ``<out>.checkpoints/`` while training; the final model is written to
 ``<out>`` atomically (a temporary folder renamed at the end), with ``ragsift_train.json``
 (config, steps, seconds, losses and evaluations). A rerun after a kill resumes from the last
-checkpoint; the checkpoints are deleted once the final model is written.
+checkpoint; the checkpoints are deleted once the final model is written. The final evaluation
+runs after the model is written, so a slow evaluation never holds the model back.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
 
-from ragsift.atomic import atomic_dir
+from ragsift.atomic import atomic_dir, atomic_file
 from ragsift.train.config import TrainConfig
 from ragsift.train.grad_cache import grad_cache_step
 from ragsift.train.task import TrainingTask
@@ -64,7 +65,8 @@ class RetrievalTrainer(Trainer):
 
 
 class BeirEvaluation(TrainerCallback):
-    """nDCG@10 of the live model on a BEIR split every ``eval_steps`` and at the end.
+    """nDCG@10 of the live model on a BEIR split every ``eval_steps`` (and, called by
+    :func:`train` once the model is saved, at the end).
 
     Queries are the first ``eval_queries`` judged ones (sorted ids); candidates are BM25's top
     ``eval_k`` (rerankers re-score them, bi-encoders search the whole corpus).
@@ -101,10 +103,6 @@ class BeirEvaluation(TrainerCallback):
         if self.every and state.global_step % self.every == 0 and state.is_world_process_zero:
             self.score(state.global_step)
 
-    def on_train_end(self, args, state, control, **kwargs):  # noqa: D102 (Trainer hook)
-        if state.is_world_process_zero and (not self.history or
-                                            self.history[-1]["step"] != state.global_step):
-            self.score(state.global_step)
 
 
 def _precision(config: TrainConfig) -> dict[str, bool]:
@@ -171,4 +169,11 @@ def train(task_name: str, config: TrainConfig, callbacks: list[TrainerCallback] 
         shutil.rmtree(checkpoints, ignore_errors=True)
         logger.info("trained %s for %d steps in %.0fs; wrote %s", task_name, result.global_step,
                     seconds, out)
+        if evaluation and (not evaluation.history
+                           or evaluation.history[-1]["step"] != result.global_step):
+            # the model is safe on disk before the (possibly long) final evaluation
+            evaluation.score(result.global_step)
+            report["evaluations"] = evaluation.history
+            with atomic_file(out / REPORT_FILE) as handle:
+                handle.write(json.dumps(report, indent=2))
     return out
