@@ -25,6 +25,12 @@ import numpy as np
 import torch
 
 from ragsift.models.batching import length_sorted_batches, pad_features
+from ragsift.models.causal_lm import (
+    cut_to_tokens,
+    left_padded_logits,
+    load_causal_lm,
+    user_prompt_ids,
+)
 
 WITH_PASSAGE = "Context: {passage}\n\nAnswer the question in a few words.\nQuestion: {question}"
 WITHOUT_PASSAGE = "Answer the question in a few words.\nQuestion: {question}"
@@ -54,30 +60,16 @@ class GainScorer:
     @classmethod
     def from_pretrained(cls, name: str, **options: Any) -> GainScorer:
         """Load a causal LM folder, GGUF checkpoint, packaged name (``smollm2-135m``) or hub id."""
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        from ragsift.models.hub import gguf_file_for, resolve_model
-
-        folder = resolve_model(name)
-        gguf = gguf_file_for(name, folder)
-        extra = {"gguf_file": gguf} if gguf else {}
-        return cls(AutoModelForCausalLM.from_pretrained(folder, **extra),
-                   AutoTokenizer.from_pretrained(folder, **extra), **options)
+        model, tokenizer, _ = load_causal_lm(name)
+        return cls(model, tokenizer, **options)
 
     def prompt_ids(self, question: str, passage: str | None) -> list[int]:
         """Token ids of the prompt up to where the answer starts."""
-        if passage is not None:
-            ids = self.tokenizer(passage, add_special_tokens=False)["input_ids"]
-            if len(ids) > self.max_passage_tokens:
-                passage = self.tokenizer.decode(ids[:self.max_passage_tokens])
-            message = WITH_PASSAGE.format(passage=passage, question=question)
-        else:
-            message = WITHOUT_PASSAGE.format(question=question)
-        if getattr(self.tokenizer, "chat_template", None):
-            return list(self.tokenizer.apply_chat_template(
-                [{"role": "user", "content": message}], tokenize=True,
-                add_generation_prompt=True, return_dict=False))
-        return self.tokenizer(f"{message}\nAnswer:", add_special_tokens=True)["input_ids"]
+        if passage is None:
+            return user_prompt_ids(self.tokenizer, WITHOUT_PASSAGE.format(question=question))
+        passage = cut_to_tokens(self.tokenizer, passage, self.max_passage_tokens)
+        return user_prompt_ids(self.tokenizer,
+                               WITH_PASSAGE.format(passage=passage, question=question))
 
     def answer_ids(self, answer: str) -> list[int]:
         """Token ids of the gold answer as the model would write it after the prompt."""
@@ -89,21 +81,18 @@ class GainScorer:
         tokens."""
         full = [prompt + answer for prompt, answer in sequences]
         out: list[torch.Tensor] = [torch.empty(0)] * len(full)
-        device = next(self.model.parameters()).device
         batches = length_sorted_batches([len(s) for s in full], self.batch_size,
                                         self.max_batch_tokens)
         with torch.inference_mode():
             for batch in batches:
                 features = pad_features({"input_ids": [full[i] for i in batch]}, self.pad_id,
                                         padding_side="left")
-                mask = features["attention_mask"].to(device)
-                positions = (mask.cumsum(1) - 1).clamp(min=0)
-                logits = self.model(input_ids=features["input_ids"].to(device),
-                                    attention_mask=mask, position_ids=positions).logits.float()
+                logits = left_padded_logits(self.model, features["input_ids"],
+                                            features["attention_mask"])
                 for row, i in enumerate(batch):
                     length = len(sequences[i][1])
                     # the answer's t-th token is predicted at position -(length + 1) + t
-                    out[i] = logits[row, -length - 1:-1].cpu()
+                    out[i] = logits[row, -length - 1:-1].float().cpu()
         return out
 
     def gains(self, question: str, answer: str, passages: Sequence[str]) -> np.ndarray:

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from ragsift.models.batching import length_sorted_batches
+from ragsift.models.causal_lm import cut_to_tokens, load_causal_lm, user_prompt_ids
 
 WITH_PASSAGES = ("Answer the question with a short answer, using the passages; cite them like "
                  "[1].")
@@ -44,33 +45,16 @@ class Generator:
     @classmethod
     def from_pretrained(cls, name: str, **options: Any) -> Generator:
         """Load a causal LM folder, GGUF folder, packaged name (``smollm2-135m``) or hub id."""
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        from ragsift.models.hub import gguf_file_for, resolve_model
-
-        folder = resolve_model(name)
-        gguf = gguf_file_for(name, folder)
-        extra = {"gguf_file": gguf} if gguf else {}
-        return cls(AutoModelForCausalLM.from_pretrained(folder, **extra),
-                   AutoTokenizer.from_pretrained(folder, **extra), **options)
-
-    def _cut(self, text: str) -> str:
-        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-        if len(ids) <= self.max_passage_tokens:
-            return text
-        return self.tokenizer.decode(ids[:self.max_passage_tokens])
+        model, tokenizer, _ = load_causal_lm(name)
+        return cls(model, tokenizer, **options)
 
     def prompt(self, question: str, passages: Sequence[str]) -> list[int]:
         """Token ids of the prompt for ``question`` with ``passages`` (numbered from 1)."""
         lines = [WITH_PASSAGES if passages else WITHOUT_PASSAGES]
-        lines += [f"[{i}] {self._cut(p)}" for i, p in enumerate(passages, 1)]
+        lines += [f"[{i}] {cut_to_tokens(self.tokenizer, p, self.max_passage_tokens)}"
+                  for i, p in enumerate(passages, 1)]
         lines.append(f"Question: {question}")
-        message = "\n".join(lines)
-        if getattr(self.tokenizer, "chat_template", None):
-            return list(self.tokenizer.apply_chat_template(
-                [{"role": "user", "content": message}], tokenize=True,
-                add_generation_prompt=True, return_dict=False))
-        return self.tokenizer(f"{message}\nAnswer:", add_special_tokens=True)["input_ids"]
+        return user_prompt_ids(self.tokenizer, "\n".join(lines))
 
     def generate(self, questions: Sequence[str], contexts: Sequence[Sequence[str]]
                  ) -> list[str]:

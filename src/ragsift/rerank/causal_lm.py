@@ -24,7 +24,7 @@ import torch
 
 from ragsift.models.batching import length_sorted_batches, pad_features
 from ragsift.models.bi_encoder import default_device
-from ragsift.models.hub import gguf_file_for, resolve_model
+from ragsift.models.causal_lm import left_padded_logits, load_causal_lm
 from ragsift.rerank.base import Reranker
 
 DEFAULT_TEMPLATE = "Query: {query}\nPassage: {passage}\n{instruction}"
@@ -81,13 +81,7 @@ class CausalLMReranker(Reranker):
                         **options: Any) -> CausalLMReranker:
         """Load a causal LM folder, a GGUF checkpoint (folder with one ``.gguf`` file, or a
         packaged name such as ``smollm2-135m``) or a hub id."""
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        folder = resolve_model(name)
-        gguf_file = gguf_file or gguf_file_for(name, folder)
-        extra = {"gguf_file": gguf_file} if gguf_file else {}
-        tokenizer = AutoTokenizer.from_pretrained(folder, **extra)
-        model = AutoModelForCausalLM.from_pretrained(folder, **extra)
+        model, tokenizer, folder = load_causal_lm(name, gguf_file)
         return cls(model, tokenizer, **options).with_saved_calibration(folder)
 
     @property
@@ -128,11 +122,8 @@ class CausalLMReranker(Reranker):
     def log_odds(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """``logsumexp z_yes - logsumexp z_no`` at the last position of a left-padded batch
         (differentiable: training uses it too)."""
-        device = next(self.model.parameters()).device
-        mask = attention_mask.to(device)
-        positions = (mask.cumsum(1) - 1).clamp(min=0)
-        logits = self.model(input_ids=input_ids.to(device), attention_mask=mask,
-                            position_ids=positions).logits[:, -1].float()
+        logits = left_padded_logits(self.model, input_ids, attention_mask)[:, -1].float()
+        device = logits.device
         yes = torch.tensor(self.yes_ids, device=device)
         no = torch.tensor(self.no_ids, device=device)
         return torch.logsumexp(logits[:, yes], 1) - torch.logsumexp(logits[:, no], 1)
