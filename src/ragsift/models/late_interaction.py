@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 from ragsift.atomic import atomic_dir
 from ragsift.models.batching import length_sorted_batches
 from ragsift.models.hub import resolve_model
-from ragsift.models.st_layout import DenseLayer, read_json
+from ragsift.models.st_layout import DenseLayer, SentenceTransformerLayout, read_json
 
 logger = logging.getLogger(__name__)
 
@@ -138,16 +138,12 @@ class LateInteractionModel(torch.nn.Module):
 
         folder = resolve_model(name)
         st_config = read_json(folder / ST_CONFIG) if (folder / ST_CONFIG).is_file() else {}
-        modules = read_json(folder / "modules.json") if (folder / "modules.json").is_file() \
-            else []
-        transformer_dir = next((folder / m.get("path", "") for m in modules
-                                if str(m.get("type", "")).endswith("Transformer")), folder)
-        tokenizer = AutoTokenizer.from_pretrained(transformer_dir)
+        layout = SentenceTransformerLayout.read(folder)  # modules.json, if any
+        tokenizer = AutoTokenizer.from_pretrained(layout.transformer_dir)
         if not tokenizer.is_fast:
             raise ValueError(f"{folder}: ragsift needs a fast (Rust) tokenizer (tokenizer.json)")
-        encoder = AutoModel.from_pretrained(transformer_dir)
-        dense = [DenseLayer.load(folder / m["path"]) for m in modules
-                 if str(m.get("type", "")).endswith("Dense")]
+        encoder = AutoModel.from_pretrained(layout.transformer_dir)
+        dense = layout.dense
         if is_late_interaction_folder(folder) and dense:
             if len(dense) > 1 or dense[0].activation != "Identity":
                 raise ValueError(f"{folder}: expected one linear Dense projection")
