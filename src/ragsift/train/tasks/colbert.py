@@ -26,6 +26,7 @@ from ragsift.train.tasks.contrastive import (
     contrastive_inputs,
     distillation_loss,
     gathered_contrastive,
+    own_groups,
 )
 from ragsift.types import Corpus, Queries, Run
 
@@ -91,11 +92,9 @@ class ColbertTask(TrainingTask):
         config = self.config
         if config.distill:
             size = len(queries)
-            group = len(docs) // size
-            # each query against its own group: [positive, its negatives]
-            own_docs = torch.cat([docs[:size, None],
-                                  docs[size:].view(size, group - 1, *docs.shape[1:])], dim=1)
-            own_docs = own_docs.flatten(0, 1)
+            groups = own_groups(docs, size)  # each query against [positive, its negatives]
+            group = groups.shape[1]
+            own_docs = groups.flatten(0, 1)
             own_queries = queries.repeat_interleave(group, dim=0)
             student = maxsim_paired(own_queries[..., :-1], own_docs[..., :-1],
                                     own_queries[..., -1] > 0,

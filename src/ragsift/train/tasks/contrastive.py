@@ -84,13 +84,18 @@ def gathered_contrastive(
     return loss(score(queries, everything), targets, exclude) * scale
 
 
+def own_groups(docs: torch.Tensor, size: int) -> torch.Tensor:
+    """Documents in batch layout regrouped per query: ``(B, 1 + n, ...)``, each row
+    ``[positive, its negatives]``."""
+    group = len(docs) // size
+    return torch.cat([docs[:size, None], docs[size:].view(size, group - 1, *docs.shape[1:])],
+                     dim=1)
+
+
 def own_group_scores(queries: torch.Tensor, docs: torch.Tensor) -> torch.Tensor:
     """``(B, 1 + n)`` dot products of each query with its own group ``[positive, negatives]``
     (documents in batch layout)."""
-    size = len(queries)
-    group = len(docs) // size
-    own = torch.cat([docs[:size, None], docs[size:].view(size, group - 1, -1)], dim=1)
-    return torch.einsum("bd,bgd->bg", queries, own)
+    return torch.einsum("bd,bgd->bg", queries, own_groups(docs, len(queries)))
 
 
 def distillation_loss(student: torch.Tensor, batch: dict[str, torch.Tensor], method: str,
