@@ -185,15 +185,22 @@ class BiEncoder:
                  max_length: int | None = None) -> tuple[dict[str, torch.Tensor], int]:
         """A padded batch of ``prompt + text`` (cut at ``max_length``, at most
         :attr:`max_length`) and the prompt length to pass to :meth:`embed`."""
-        if self.layout.do_lower_case:
-            texts, prompt = [t.lower() for t in texts], prompt.lower()
-        limit = min(max_length or self.max_length, self.max_length)
-        ids = self.tokenizer([prompt + t for t in texts], truncation=True, max_length=limit,
-                             return_attention_mask=False, return_token_type_ids=False,
-                             verbose=False)["input_ids"]
+        ids, prompt_length = self._token_ids(texts, prompt,
+                                             min(max_length or self.max_length, self.max_length))
         features = pad_features({"input_ids": ids}, self.tokenizer.pad_token_id,
                                 self.tokenizer.padding_side)
-        return features, self._prompt_length(prompt)
+        return features, prompt_length
+
+    def _token_ids(self, texts: Sequence[str], prompt: str, limit: int
+                   ) -> tuple[list[list[int]], int]:
+        """Ids of ``prompt + text`` (lower-cased when the model says so) cut at ``limit``, and
+        the number of leading prompt tokens to leave out of pooling."""
+        if self.layout.do_lower_case:
+            texts, prompt = [t.lower() for t in texts], prompt.lower()
+        ids = self.tokenizer([prompt + t for t in texts], truncation=True, max_length=limit,
+                             add_special_tokens=True, return_attention_mask=False,
+                             return_token_type_ids=False, verbose=False)["input_ids"]
+        return ids, self._prompt_length(prompt)
 
     def encode_queries(self, queries: Sequence[str], **kwargs) -> np.ndarray:
         """Encode queries with the model's query prompt (if it has one)."""
@@ -224,19 +231,12 @@ class BiEncoder:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not len(texts):
             return out
-        if self.layout.do_lower_case:
-            texts = [t.lower() for t in texts]
-            prompt = prompt.lower()
-        encodings = self.tokenizer(
-            [prompt + t for t in texts], truncation=True, max_length=self.max_length,
-            add_special_tokens=True, return_attention_mask=False, return_token_type_ids=False,
-        )["input_ids"]
+        encodings, prompt_length = self._token_ids(texts, prompt, self.max_length)
         lengths = [len(ids) for ids in encodings]
         at_limit = sum(n >= self.max_length for n in lengths)
         if at_limit:
             logger.info("%d of %d texts reached the %d-token limit and were truncated",
                         at_limit, len(texts), self.max_length)
-        prompt_length = self._prompt_length(prompt)
         batches = length_sorted_batches(lengths, self.batch_size, self.max_batch_tokens)
         with torch.inference_mode():
             for batch in tqdm(batches, desc="encode", unit="batch", disable=not show_progress):
