@@ -96,6 +96,22 @@ def test_bi_encoder_teacher_scores_are_cosines(train_beir, minilm_dir):
     assert scores[0] > scores[1]
 
 
+def test_bi_encoder_teacher_encodes_each_passage_once(minilm_dir):
+    teacher = Teacher.load(minilm_dir, device="cpu")
+    encoded: list[str] = []
+    encode_documents = teacher.model.encode_documents
+    teacher.model.encode_documents = lambda texts: encoded.extend(texts) or encode_documents(texts)
+    first = teacher.score([("wolves", "Wolves hunt in packs."), ("cats", "Cats nap.")])
+    second = teacher.score([("cats", "Wolves hunt in packs."), ("wolves", "Cats nap."),
+                            ("owls", "Owls fly at night.")])
+    assert encoded == ["Wolves hunt in packs.", "Cats nap.", "Owls fly at night."]
+    uncached = Teacher(teacher.model, "bi-encoder", cache_size=0)
+    again = uncached.score([("cats", "Wolves hunt in packs."), ("wolves", "Cats nap.")])
+    np.testing.assert_allclose(again, second[:2], atol=1e-6)
+    assert not uncached._cache
+    assert first[0] > second[0]  # "wolves" matches the wolf passage better than "cats" does
+
+
 def test_filters_on_hand_made_scores():
     scores = np.array([0.95, 0.5, 0.86, 0.84])
     assert false_negative_reasons(0.9, scores, FilterSettings("percpos", percent=0.95)) == \

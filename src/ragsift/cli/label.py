@@ -24,24 +24,31 @@ def add_teacher_arguments(parser: argparse.ArgumentParser, required: bool) -> No
 
 
 def load_teacher(args: argparse.Namespace):
-    """The :class:`ragsift.jobs.teacher.Teacher` the arguments name (or None)."""
+    """The teacher the arguments name as a :class:`ragsift.jobs.backends.Lazy` (loaded on
+    first use, once per worker), or None. The model's folder is resolved now, so a wrong
+    name fails before any work starts."""
+    from functools import partial
+
+    from ragsift.jobs.backends import Lazy
     from ragsift.jobs.teacher import Teacher
+    from ragsift.models.hub import resolve_model
 
     if not args.teacher:
         return None
+    resolve_model(args.teacher)
     options = {"batch_size": args.teacher_batch_size}
     if args.teacher_max_length:
         options["max_length"] = args.teacher_max_length
-    return Teacher.load(args.teacher, args.teacher_kind, **options)
+    return Lazy(partial(Teacher.load, args.teacher, args.teacher_kind, **options))
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "label", help="label candidates with a teacher (training jsonl with scores)",
-        description="Score the top k documents of a run for every query of a BEIR split with a "
-                    "teacher and write training rows with pos_scores/neg_scores (docs/scores "
-                    "for queries without relevant documents). Sharded and resumable: rerun the "
-                    "same command after a kill.")
+DESCRIPTION = ("Score the top k documents of a run for every query of a BEIR split with a "
+               "teacher and write training rows with pos_scores/neg_scores (docs/scores for "
+               "queries without relevant documents). Sharded and resumable: rerun the same "
+               "command after a kill.")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, metavar="DIR", help="BEIR dataset folder")
     parser.add_argument("--split", default="train", help="qrels split (default: train)")
     parser.add_argument("--run", required=True, metavar="RUN_FILE", help="candidates (TREC run)")
@@ -51,7 +58,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "label", help="label candidates with a teacher (training jsonl with scores)",
+        description=DESCRIPTION)
+    add_arguments(parser)
+
+
 def run(args: argparse.Namespace) -> int:
+    from ragsift.cli.job import backend_from_args
     from ragsift.data.beir import load_beir
     from ragsift.data.trec import read_run
     from ragsift.jobs.label import label_run
@@ -62,5 +77,5 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"ragsift label: error: {args.run} has no query of the {args.split} "
                          f"split of {args.data}")
     label_run(data, candidates, load_teacher(args), args.out, k=args.k,
-              shard_size=args.shard_size)
+              shard_size=args.shard_size, backend=backend_from_args(args))
     return 0

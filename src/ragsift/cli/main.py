@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from ragsift import __version__
 from ragsift.errors import RagsiftError
 
-_GROUPS = ("search", "index", "evaluate", "rerank", "train", "label", "mine", "gain_label",
-           "rag", "serve", "demo", "datasets")
+_GROUPS = ("search", "index", "evaluate", "rerank", "train", "label", "mine", "synth", "gain_label",
+           "job", "rag", "serve", "demo", "datasets")
 
 
 def build_parser() -> argparse.ArgumentParser:

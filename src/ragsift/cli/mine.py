@@ -15,16 +15,24 @@ from ragsift.cli.options import add_retriever_arguments, retriever_from_args
 logger = logging.getLogger(__name__)
 
 
+DESCRIPTION = ("Retrieve candidates for every query of a BEIR split, drop the relevant ones "
+               "and, with a teacher, the probable false negatives (margin or percentage of the "
+               "positive's score, optional absolute threshold), and keep N negatives per "
+               "query. Sharded and resumable.")
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "mine", help="mine hard negatives (training jsonl ragsift train reads)",
-        description="Retrieve candidates for every query of a BEIR split, drop the relevant "
-                    "ones and, with a teacher, the probable false negatives (margin or "
-                    "percentage of the positive's score, optional absolute threshold), and "
-                    "keep N negatives per query. Sharded and resumable.")
+        description=DESCRIPTION)
+    add_arguments(parser)
+
+
+def add_arguments(parser: argparse.ArgumentParser, encoder_backend_flag: str = "--backend"
+                  ) -> None:
     parser.add_argument("--data", required=True, metavar="DIR", help="BEIR dataset folder")
     parser.add_argument("--split", default="train", help="qrels split (default: train)")
-    add_retriever_arguments(parser)
+    add_retriever_arguments(parser, encoder_backend_flag=encoder_backend_flag)
     add_teacher_arguments(parser, required=False)
     parser.add_argument("--filter", choices=("margin", "percpos", "none"), default=None,
                         help="false-negative filter (default: percpos with a teacher, else none)")
@@ -46,6 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ragsift.cli.job import backend_from_args
     from ragsift.data.beir import load_beir
     from ragsift.jobs.mine import FilterSettings, mine_negatives
 
@@ -58,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     settings = FilterSettings(method, args.margin, args.percent, args.threshold)
     _, totals = mine_negatives(data, run_, args.out, teacher, settings, args.negatives,
                                args.candidates, args.skip, args.sampling, args.seed,
-                               args.shard_size)
+                               args.shard_size, backend=backend_from_args(args))
     logger.info("mined %d negatives for %d queries; dropped as false negatives: %s; queries "
                 "left without negatives: %d", totals["negatives"], totals["queries"],
                 {k: totals[k] for k in ("margin", "percpos", "threshold") if totals[k]},

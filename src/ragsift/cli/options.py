@@ -9,8 +9,11 @@ from ragsift.retrieve import Retriever, build_retriever, parse_spec
 from ragsift.retrieve.bm25 import METHODS
 
 
-def add_retriever_arguments(parser: argparse.ArgumentParser, required: bool = True) -> None:
-    """Add ``--retriever SPEC`` and the options that tune BM25, dense and fusion."""
+def add_retriever_arguments(parser: argparse.ArgumentParser, required: bool = True,
+                            encoder_backend_flag: str = "--backend") -> None:
+    """Add ``--retriever SPEC`` and the options that tune BM25, dense and fusion (the encoder
+    backend under ``encoder_backend_flag``, for commands where ``--backend`` means another
+    thing)."""
     group = parser.add_argument_group("retriever")
     group.add_argument(
         "--retriever", required=required, metavar="SPEC", type=_spec,
@@ -39,7 +42,7 @@ def add_retriever_arguments(parser: argparse.ArgumentParser, required: bool = Tr
                        help="encoder max tokens per text (default: the model's)")
     group.add_argument("--truncate-dim", type=int, default=None,
                        help="keep the first N embedding dimensions (Matryoshka models)")
-    group.add_argument("--backend", choices=BACKENDS, default="torch",
+    group.add_argument(encoder_backend_flag, dest="backend", choices=BACKENDS, default="torch",
                        help="encoder backend: torch, onnx (fused fp32) or onnx-int8")
     group.add_argument("--index-kind", choices=("flat", "hnsw"), default="flat",
                        help="faiss index for dense retrieval (default: flat, exact)")

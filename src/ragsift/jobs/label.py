@@ -15,14 +15,17 @@ import json
 from pathlib import Path
 
 from ragsift.data.beir import BeirDataset
+from ragsift.jobs.backends import Lazy, ShardBackend, resolve
 from ragsift.jobs.sharded import JobResult, run_sharded
 from ragsift.jobs.teacher import Teacher
 from ragsift.types import Run, ranked
 
 
-def label_run(data: BeirDataset, run: Run, teacher: Teacher, out: str | Path, k: int = 50,
-              shard_size: int = 64, show_progress: bool = True) -> JobResult:
-    """Write teacher-labelled rows for the queries of ``data`` found in ``run`` to ``out``."""
+def label_run(data: BeirDataset, run: Run, teacher: Teacher | Lazy[Teacher], out: str | Path,
+              k: int = 50, shard_size: int = 64, show_progress: bool = True,
+              backend: ShardBackend | None = None) -> JobResult:
+    """Write teacher-labelled rows for the queries of ``data`` found in ``run`` to ``out``
+    (shards run on ``backend``; a :class:`Lazy` teacher loads once per worker)."""
     qids = sorted(q for q in run if q in data.queries)
 
     def text(doc_id: str) -> str:
@@ -39,7 +42,7 @@ def label_run(data: BeirDataset, run: Run, teacher: Teacher, out: str | Path, k:
             docs = relevant + others
             plans.append((qid, relevant, others, len(pairs)))
             pairs.extend((data.queries[qid], text(d)) for d in docs)
-        scores = teacher.score(pairs).tolist()
+        scores = resolve(teacher).score(pairs).tolist()
         lines = []
         for qid, relevant, others, start in plans:
             row_scores = scores[start:start + len(relevant) + len(others)]
@@ -56,4 +59,5 @@ def label_run(data: BeirDataset, run: Run, teacher: Teacher, out: str | Path, k:
             lines.append(json.dumps(row, ensure_ascii=False))
         return lines
 
-    return run_sharded(qids, work, out, shard_size, desc="label", show_progress=show_progress)
+    return run_sharded(qids, work, out, shard_size, desc="label", show_progress=show_progress,
+                       backend=backend)

@@ -29,6 +29,7 @@ from typing import Literal
 import numpy as np
 
 from ragsift.data.beir import BeirDataset
+from ragsift.jobs.backends import Lazy, ShardBackend, resolve
 from ragsift.jobs.sharded import JobResult, run_sharded
 from ragsift.jobs.teacher import Teacher
 from ragsift.types import Run, ranked
@@ -67,13 +68,15 @@ def false_negative_reasons(positive: float, scores: np.ndarray,
     return reasons
 
 
-def mine_negatives(data: BeirDataset, run: Run, out: str | Path, teacher: Teacher | None = None,
+def mine_negatives(data: BeirDataset, run: Run, out: str | Path,
+                   teacher: Teacher | Lazy[Teacher] | None = None,
                    settings: FilterSettings | None = None, negatives: int = 8, depth: int = 50,
                    skip: int = 0, sampling: Literal["top", "random"] = "random",
-                   seed: int = 0, shard_size: int = 64, show_progress: bool = True
-                   ) -> tuple[JobResult, Counter]:
+                   seed: int = 0, shard_size: int = 64, show_progress: bool = True,
+                   backend: ShardBackend | None = None) -> tuple[JobResult, Counter]:
     """Mine ``negatives`` per query of ``data`` from ``run``; returns the job result and the
-    count of candidates dropped by each filter (and of queries left without a negative)."""
+    count of candidates dropped by each filter (and of queries left without a negative).
+    Shards run on ``backend``; a :class:`Lazy` teacher loads once per worker."""
     settings = settings or FilterSettings()
     if teacher is None and (settings.method != "none" or settings.threshold is not None):
         raise ValueError(f"the {settings.method!r} filter needs a teacher (or use none)")
@@ -96,8 +99,9 @@ def mine_negatives(data: BeirDataset, run: Run, out: str | Path, teacher: Teache
             dropped: Counter = Counter()
             if teacher is not None and positives:
                 pairs = [(query, text(d)) for d in positives + candidates]
-                raw_scores = teacher.score(pairs)
-                scaled = teacher.probability(raw_scores)
+                scorer = resolve(teacher)
+                raw_scores = scorer.score(pairs)
+                scaled = scorer.probability(raw_scores)
                 raw = dict(zip(positives + candidates, raw_scores.tolist()))
                 reasons = false_negative_reasons(float(scaled[:len(positives)].min()),
                                                  scaled[len(positives):], settings)
@@ -117,7 +121,8 @@ def mine_negatives(data: BeirDataset, run: Run, out: str | Path, teacher: Teache
             lines.append(json.dumps(row, ensure_ascii=False))
         return lines
 
-    result = run_sharded(qids, work, out, shard_size, desc="mine", show_progress=show_progress)
+    result = run_sharded(qids, work, out, shard_size, desc="mine", show_progress=show_progress,
+                         backend=backend)
     totals: Counter = Counter()
     with open(out, encoding="utf-8") as handle:
         for line in handle:

@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from ragsift.atomic import atomic_file
 from ragsift.errors import RagsiftError
+from ragsift.jobs.backends import LocalBackend, ShardBackend
 
 logger = logging.getLogger(__name__)
 
@@ -48,8 +49,8 @@ def shards_dir(out: str | Path) -> Path:
 
 
 def run_sharded(keys: Sequence[str], work: Callable[[list[str]], list[str]], out: str | Path,
-                shard_size: int = 256, desc: str = "job", show_progress: bool = True
-                ) -> JobResult:
+                shard_size: int = 256, desc: str = "job", show_progress: bool = True,
+                backend: ShardBackend | None = None) -> JobResult:
     """Run ``work`` over ``keys`` shard by shard and write its lines to ``out``.
 
     Args:
@@ -57,6 +58,7 @@ def run_sharded(keys: Sequence[str], work: Callable[[list[str]], list[str]], out
         work: maps a shard's keys to output lines (without newlines).
         out: the final jsonl file.
         shard_size: keys per shard.
+        backend: where shards run (:mod:`ragsift.jobs.backends`; default: this process).
     """
     if shard_size < 1:
         raise ValueError(f"shard_size must be >= 1, got {shard_size}")
@@ -76,17 +78,18 @@ def run_sharded(keys: Sequence[str], work: Callable[[list[str]], list[str]], out
     shards = [list(keys[i:i + shard_size]) for i in range(0, len(keys), shard_size)]
     paths = [folder / f"shard-{i:05d}.jsonl" for i in range(len(shards))]
     start = time.perf_counter()
-    done = skipped = items = 0
-    for shard, path in tqdm(list(zip(shards, paths)), desc=desc, unit="shard",
-                            disable=not show_progress):
-        if path.is_file():
-            skipped += 1
-            continue
-        lines = work(shard)
-        with atomic_file(path) as handle:
+    todo = [(i, shard) for i, (shard, path) in enumerate(zip(shards, paths)) if not path.is_file()]
+    skipped = len(shards) - len(todo)
+    items = 0
+    progress = tqdm(total=len(shards), initial=skipped, desc=desc, unit="shard",
+                    disable=not show_progress)
+    for index, lines in (backend or LocalBackend()).map(work, todo):
+        with atomic_file(paths[index]) as handle:
             handle.writelines(line + "\n" for line in lines)
-        done += 1
-        items += len(shard)
+        items += len(shards[index])
+        progress.update()
+    progress.close()
+    done = len(todo)
     total = 0
     with atomic_file(out) as handle:
         for path in paths:

@@ -27,9 +27,12 @@ Scale = Literal["raw", "probability"]
 class Teacher:
     """Scores pairs with a reranker or a bi-encoder (see the module docstring)."""
 
-    def __init__(self, model: Any, kind: Literal["reranker", "bi-encoder"]) -> None:
+    def __init__(self, model: Any, kind: Literal["reranker", "bi-encoder"],
+                 cache_size: int = 200_000) -> None:
         self.model = model
         self.kind = kind
+        self.cache_size = cache_size
+        self._cache: dict[str, np.ndarray] = {}
 
     @classmethod
     def load(cls, name: str | os.PathLike[str], kind: str = "auto",
@@ -81,10 +84,22 @@ class Teacher:
         q_index = {q: i for i, q in enumerate(queries)}
         p_index = {p: i for i, p in enumerate(passages)}
         q_vectors = self.model.encode_queries(queries)
-        p_vectors = self.model.encode_documents(passages)
+        p_vectors = self._passage_vectors(passages)
         rows = np.array([q_index[q] for q, _ in pairs])
         cols = np.array([p_index[p] for _, p in pairs])
         if self.model.similarity == "cosine" and not self.model.layout.normalize:
             q_vectors = q_vectors / np.linalg.norm(q_vectors, axis=1, keepdims=True).clip(1e-12)
             p_vectors = p_vectors / np.linalg.norm(p_vectors, axis=1, keepdims=True).clip(1e-12)
         return np.einsum("ij,ij->i", q_vectors[rows], p_vectors[cols]).astype(np.float32)
+
+    def _passage_vectors(self, passages: list[str]) -> np.ndarray:
+        """Bi-encoder vectors of distinct ``passages``, kept in a cache of ``cache_size``
+        entries (oldest evicted first): a labelling job meets each corpus document in the
+        candidate lists of many queries, and encodes it once."""
+        missing = [p for p in passages if p not in self._cache]
+        fresh = dict(zip(missing, self.model.encode_documents(missing))) if missing else {}
+        vectors = np.stack([fresh[p] if p in fresh else self._cache[p] for p in passages])
+        self._cache.update(fresh)
+        while len(self._cache) > self.cache_size:
+            self._cache.pop(next(iter(self._cache)))
+        return vectors

@@ -60,7 +60,16 @@ class Generator:
                  ) -> list[str]:
         """One answer per question, given its passages."""
         prompts = [self.prompt(q, c) for q, c in zip(questions, contexts)]
-        answers = [""] * len(prompts)
+        return [clean_answer(text) for text in self.complete(prompts)]
+
+    def complete(self, prompts: Sequence[Sequence[int]]) -> list[str]:
+        """The raw greedy continuation of each prompt (token ids), decoded without special
+        tokens, in input order; batches of ``batch_size`` prompts of similar length.
+
+        Any prompt works (e.g. :func:`ragsift.models.causal_lm.user_prompt_ids` of a message);
+        :meth:`generate` is this on RAG prompts, followed by :func:`clean_answer`.
+        """
+        texts = [""] * len(prompts)
         device = next(self.model.parameters()).device
         pad = self.tokenizer.pad_token_id
         for batch in length_sorted_batches([len(p) for p in prompts], self.batch_size):
@@ -75,9 +84,8 @@ class Generator:
                     input_ids=ids.to(device), attention_mask=mask.to(device), do_sample=False,
                     max_new_tokens=self.max_new_tokens, pad_token_id=pad)
             for row, i in enumerate(batch):
-                text = self.tokenizer.decode(output[row, width:], skip_special_tokens=True)
-                answers[i] = clean_answer(text)
-        return answers
+                texts[i] = self.tokenizer.decode(output[row, width:], skip_special_tokens=True)
+        return texts
 
 
 def clean_answer(text: str) -> str:

@@ -21,6 +21,7 @@ from pathlib import Path
 from torch.utils.data import Dataset
 
 from ragsift.data.training import TrainingExample, read_training
+from ragsift.errors import RagsiftError
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +112,10 @@ class TrainingItems(Dataset):
         if dropped:
             logger.warning("%d queries have no negatives and were left out", dropped)
         if not self.items:
-            raise ValueError("no training items: every query lacks positives or negatives")
+            hint = (f"; {dropped} queries have no negatives: set negatives: 0 (in-batch "
+                    f"negatives only) or mine some with ragsift mine" if dropped else "")
+            raise RagsiftError(f"no training items: every query lacks positives or negatives"
+                               f"{hint}")
 
     def __len__(self) -> int:
         return len(self.items)

@@ -1,0 +1,107 @@
+"""``ragsift synth``: synthetic training queries for an unlabelled corpus, round-trip filtered.
+
+CLI contract: ``ragsift synth --data DIR --generator MODEL [--docs N] [--seed S]
+[--template TEXT] [--max-new-tokens 32] [--batch-size 8] [--shard-size 64] [--retriever bm25]
+[--round-trip-k 3] [--no-filter | --filter-only] --out FILE.jsonl``
+
+The generated rows go to ``FILE.raw.jsonl`` beside ``--out`` (to ``--out`` itself with
+``--no-filter``); the rows that pass the round-trip filter go to ``--out``. ``--filter-only``
+filters an existing ``FILE.raw.jsonl`` again (e.g. with another ``--retriever`` or
+``--round-trip-k``) without generating.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ragsift.cli.options import add_retriever_arguments, retriever_from_args
+from ragsift.errors import RagsiftError
+
+
+def raw_path(out: str | Path) -> Path:
+    """The file holding the unfiltered rows of a run writing ``out``:
+    ``synth.jsonl`` -> ``synth.raw.jsonl``."""
+    out = Path(out)
+    return out.with_name(f"{out.stem if out.suffix else out.name}.raw{out.suffix or '.jsonl'}")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "synth", help="generate synthetic queries for a corpus (training jsonl)",
+        description="Ask a causal LM for one search query per document (greedy), write "
+                    "training rows (the document is the positive; no negatives), then keep only "
+                    "the queries whose own document a retriever ranks in the top k (round-trip "
+                    "filter). Sharded and resumable: rerun the same command after a kill. "
+                    "Train on the output with: ragsift train embedding --data OUT --set "
+                    "negatives=0 (in-batch negatives).")
+    parser.add_argument("--data", required=True, metavar="DIR",
+                        help="BEIR folder or corpus.jsonl (only the corpus is read)")
+    parser.add_argument("--generator", default=None, metavar="MODEL",
+                        help="causal LM: folder, GGUF, packaged name (smollm2-135m) or hub id "
+                             "(required unless --filter-only)")
+    parser.add_argument("--docs", type=int, default=None, metavar="N",
+                        help="a seeded random sample of N documents (default: all)")
+    parser.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    parser.add_argument("--template", default=None, metavar="TEXT",
+                        help="prompt with {passage} and optionally {title} (default: ask for "
+                             "one search question the passage answers)")
+    parser.add_argument("--max-new-tokens", type=int, default=32,
+                        help="most tokens generated per query (default 32)")
+    parser.add_argument("--max-passage-tokens", type=int, default=256,
+                        help="the passage is cut to this many tokens in the prompt (default 256)")
+    parser.add_argument("--shard-size", type=int, default=64,
+                        help="documents per shard; finished shards survive a kill (default 64)")
+    parser.add_argument("--round-trip-k", type=int, default=3, metavar="K",
+                        help="keep a query when its document is in the retriever's top K "
+                             "(default 3)")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--no-filter", action="store_true",
+                      help="write the generated rows to --out, unfiltered")
+    mode.add_argument("--filter-only", action="store_true",
+                      help="do not generate; filter the existing OUT.raw.jsonl again")
+    parser.add_argument("--out", required=True, metavar="FILE.jsonl")
+    add_retriever_arguments(parser, required=False)
+    for action in parser._actions:
+        if action.dest == "batch_size":  # one batch size for the generator and the encoder
+            action.help = "texts per batch, for the generator and a dense encoder (default 8)"
+    parser.set_defaults(func=run, retriever="bm25", batch_size=8)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ragsift.data.beir import load_corpus
+    from ragsift.jobs.synthesize import (
+        DEFAULT_TEMPLATE,
+        check_template,
+        choose_documents,
+        round_trip_filter,
+        synthesize_queries,
+    )
+
+    out = Path(args.out)
+    raw = out if args.no_filter else raw_path(out)
+    if not args.filter_only and not args.generator:
+        raise SystemExit("ragsift synth: error: --generator is required (unless --filter-only)")
+    for name in ("max_new_tokens", "max_passage_tokens", "batch_size", "shard_size",
+                 "round_trip_k"):
+        if getattr(args, name) < 1:
+            raise SystemExit(f"ragsift synth: error: --{name.replace('_', '-')} must be at "
+                             f"least 1")
+    template = DEFAULT_TEMPLATE if args.template is None else args.template
+    check_template(template)  # before loading anything
+    corpus = load_corpus(args.data)
+    if args.filter_only:
+        if not raw.is_file():
+            raise RagsiftError(f"{raw}: no generated rows to filter; run without --filter-only "
+                               f"first")
+    else:
+        from ragsift.rag.generator import Generator
+
+        ids = choose_documents(corpus, args.docs, args.seed)
+        generator = Generator.from_pretrained(
+            args.generator, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
+            max_passage_tokens=args.max_passage_tokens)
+        synthesize_queries(corpus, generator, raw, ids, template, args.shard_size)
+    if not args.no_filter:
+        round_trip_filter(raw, corpus, retriever_from_args(args), out, k=args.round_trip_k)
+    return 0
