@@ -170,3 +170,45 @@ def test_generator_answers_like_the_models_own_greedy_decoding(tiny_llm):
                                pad_token_id=generator.tokenizer.pad_token_id)
         text = generator.tokenizer.decode(alone[0, ids.shape[1]:], skip_special_tokens=True)
         assert answer == clean_answer(text)
+
+
+def test_query_expansion_feeds_bm25_and_dense_retrieval(tiny_llm, tmp_path, minilm_dir):
+    from ragsift.data.qa import load_qa
+    from ragsift.models.bi_encoder import BiEncoder
+    from ragsift.models.causal_lm import user_prompt_ids
+    from ragsift.rag.generator import EXPANSION_PROMPTS, Generator
+    from ragsift.rag.pipeline import Pipeline, RagConfig, retrieval_scores
+    from ragsift.retrieve import BM25Retriever
+    from ragsift.types import Document
+
+    examples = load_qa(qa_file(tmp_path))
+    generator = Generator.from_pretrained(str(tiny_llm))
+    questions = [e.question for e in examples]
+    expansions = generator.expand(questions, "gar", max_new_tokens=6)
+    prompt = user_prompt_ids(generator.tokenizer,
+                             EXPANSION_PROMPTS["gar"].format(question=questions[0]))
+    assert expansions[0] == generator.complete([prompt], 6)[0].strip() != ""
+    with pytest.raises(ValueError, match="hyde, gar"):
+        generator.expand(questions, "rm3")
+
+    pipeline = Pipeline(RagConfig(retriever="bm25", expansion="gar", expansion_tokens=6,
+                                  generator=str(tiny_llm)))
+    rows = pipeline.rank(examples)
+    assert [r["expansion"] for r in rows] == expansions
+    for example, row, expansion in zip(examples, rows, expansions):
+        bm25 = BM25Retriever()
+        bm25.index({str(i): Document(str(i), p.text, p.title)
+                    for i, p in enumerate(example.paragraphs)})
+        hits = bm25.search({"q": f"{example.question} {expansion}"}, k=10)["q"]
+        expected = [hits.get(str(i), 0.0) for i in range(len(example.paragraphs))]
+        np.testing.assert_allclose(row["retriever"], expected, rtol=1e-6)
+
+    # dense (HyDE): the query vector is the normalised sum of the query and expansion vectors
+    scores = retrieval_scores(f"dense:{minilm_dir}", examples, expansions)
+    encoder = BiEncoder.from_pretrained(minilm_dir, normalize=True)
+    for example, expansion, got in zip(examples, expansions, scores):
+        vector = encoder.encode_queries([example.question])[0] + \
+            encoder.encode_documents([expansion])[0]
+        vector /= np.linalg.norm(vector)
+        passages = encoder.encode_documents([p.full_text() for p in example.paragraphs])
+        np.testing.assert_allclose(got, passages @ vector, atol=1e-5)

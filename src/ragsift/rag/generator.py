@@ -26,6 +26,13 @@ from ragsift.models.causal_lm import cut_to_tokens, load_causal_lm, user_prompt_
 WITH_PASSAGES = ("Answer the question with a short answer, using the passages; cite them like "
                  "[1].")
 WITHOUT_PASSAGES = "Answer the question with a short answer."
+# Query expansion by generation: HyDE writes a hypothetical passage (Gao et al., 2022), GAR an
+# answer and a page title that are appended to the query (Mao et al., 2021).
+EXPANSION_PROMPTS = {
+    "hyde": "Write a short passage that answers the question.\nQuestion: {question}",
+    "gar": "Answer the question in a few words, then give the title of a page about it.\n"
+           "Question: {question}",
+}
 _CITATION = re.compile(r"\s*\[\d+\]")
 
 
@@ -62,9 +69,22 @@ class Generator:
         prompts = [self.prompt(q, c) for q, c in zip(questions, contexts)]
         return [clean_answer(text) for text in self.complete(prompts)]
 
-    def complete(self, prompts: Sequence[Sequence[int]]) -> list[str]:
+    def expand(self, questions: Sequence[str], kind: str, max_new_tokens: int = 64
+               ) -> list[str]:
+        """Query expansions (``kind`` ``hyde`` or ``gar``, see :data:`EXPANSION_PROMPTS`): the
+        raw greedy continuation of each question's prompt, stripped."""
+        if kind not in EXPANSION_PROMPTS:
+            raise ValueError(f"unknown query expansion {kind!r}; use one of "
+                             f"{', '.join(EXPANSION_PROMPTS)}")
+        prompts = [user_prompt_ids(self.tokenizer, EXPANSION_PROMPTS[kind].format(question=q))
+                   for q in questions]
+        return [text.strip() for text in self.complete(prompts, max_new_tokens)]
+
+    def complete(self, prompts: Sequence[Sequence[int]], max_new_tokens: int | None = None
+                 ) -> list[str]:
         """The raw greedy continuation of each prompt (token ids), decoded without special
-        tokens, in input order; batches of ``batch_size`` prompts of similar length.
+        tokens, in input order; batches of ``batch_size`` prompts of similar length; at most
+        ``max_new_tokens`` (default: the generator's) new tokens.
 
         Any prompt works (e.g. :func:`ragsift.models.causal_lm.user_prompt_ids` of a message);
         :meth:`generate` is this on RAG prompts, followed by :func:`clean_answer`.
@@ -82,7 +102,7 @@ class Generator:
             with torch.inference_mode():
                 output = self.model.generate(
                     input_ids=ids.to(device), attention_mask=mask.to(device), do_sample=False,
-                    max_new_tokens=self.max_new_tokens, pad_token_id=pad)
+                    max_new_tokens=max_new_tokens or self.max_new_tokens, pad_token_id=pad)
             for row, i in enumerate(batch):
                 texts[i] = self.tokenizer.decode(output[row, width:], skip_special_tokens=True)
         return texts

@@ -3,7 +3,11 @@
 Stages (each swappable from a :class:`RagConfig`):
 
 1. retriever: ``bm25`` (bm25s over the question's own passages), ``dense:MODEL`` (cosine of a
-   bi-encoder), or ``none`` (the given order);
+   bi-encoder), or ``none`` (the given order); optionally with a query expanded by the
+   generator (``expansion``): ``gar`` appends a generated answer and page title to the query,
+   ``hyde`` a generated hypothetical passage. BM25 searches ``question + " " + expansion``;
+   dense retrieval searches with ``normalize(E_q(question) + E_d(expansion))`` (HyDE's mean of
+   the query and hypothetical-document embeddings);
 2. reranker (optional): any ragsift reranker re-scores every passage; a GainRAG selector is a
    reranker trained on gain labels;
 3. selector: ``top-k`` of the final ranking, ``threshold`` (reranker probability >=
@@ -40,6 +44,8 @@ class RagConfig:
     """Which model runs at each stage (see the module docstring)."""
 
     retriever: str = "bm25"
+    expansion: Literal["none", "hyde", "gar"] = "none"
+    expansion_tokens: int = 64
     reranker: str = ""
     reranker_max_length: int = 0
     selector: Literal["top-k", "threshold", "all", "gold", "none"] = "top-k"
@@ -52,8 +58,10 @@ class RagConfig:
     recall_at: list[int] = field(default_factory=lambda: [1, 2, 5])
 
 
-def retrieval_scores(spec: str, examples: list[QAExample]) -> list[np.ndarray]:
-    """One score per passage of each example from the retriever ``spec``."""
+def retrieval_scores(spec: str, examples: list[QAExample],
+                     expansions: list[str] | None = None) -> list[np.ndarray]:
+    """One score per passage of each example from the retriever ``spec``, with the queries
+    expanded by ``expansions`` (one text per example) when given (see the module docstring)."""
     if spec == "none":
         return [-np.arange(len(e.paragraphs), dtype=np.float32) for e in examples]
     if spec == "bm25":
@@ -65,7 +73,10 @@ def retrieval_scores(spec: str, examples: list[QAExample]) -> list[np.ndarray]:
             bm25 = BM25Retriever()
             bm25.index({str(i): Document(str(i), p.text, p.title)
                         for i, p in enumerate(example.paragraphs)})
-            hits = bm25.search({"q": example.question}, k=len(example.paragraphs))["q"]
+            query = example.question
+            if expansions:
+                query = f"{query} {expansions[len(out)]}"
+            hits = bm25.search({"q": query}, k=len(example.paragraphs))["q"]
             out.append(np.array([hits.get(str(i), 0.0) for i in range(len(example.paragraphs))],
                                 dtype=np.float32))
         return out
@@ -74,6 +85,9 @@ def retrieval_scores(spec: str, examples: list[QAExample]) -> list[np.ndarray]:
 
         encoder = BiEncoder.from_pretrained(spec.split(":", 1)[1], normalize=True)
         queries = encoder.encode_queries([e.question for e in examples])
+        if expansions:
+            queries = queries + encoder.encode_documents(expansions)
+            queries /= np.linalg.norm(queries, axis=1, keepdims=True).clip(1e-12)
         passages = [p.full_text() for e in examples for p in e.paragraphs]
         vectors = encoder.encode_documents(passages)
         out, start = [], 0
@@ -103,8 +117,14 @@ class Pipeline:
     def rank(self, examples: list[QAExample]) -> list[dict]:
         """Per example: stage scores and the final ranking (passage indices, best first)."""
         config = self.config
-        scores = retrieval_scores(config.retriever, examples)
+        expansions = None
+        if config.expansion != "none":
+            expansions = self.generator().expand([e.question for e in examples],
+                                                 config.expansion, config.expansion_tokens)
+        scores = retrieval_scores(config.retriever, examples, expansions)
         rows = [{"id": e.id, "retriever": s.tolist()} for e, s in zip(examples, scores)]
+        for row, expansion in zip(rows, expansions or []):
+            row["expansion"] = expansion
         if config.reranker:
             from ragsift.rerank import Reranker
 
