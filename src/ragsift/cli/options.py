@@ -17,8 +17,9 @@ def add_retriever_arguments(parser: argparse.ArgumentParser, required: bool = Tr
     group = parser.add_argument_group("retriever")
     group.add_argument(
         "--retriever", required=required, metavar="SPEC", type=_spec,
-        help="bm25 | bm25:METHOD | dense:MODEL | hybrid:SPEC+SPEC (e.g. hybrid:bm25+dense:"
-             "minilm-l6). MODEL: a local folder, a packaged name (minilm-l6) or a hub id",
+        help="bm25 | bm25:METHOD | dense:MODEL | colbert:MODEL | splade:MODEL | "
+             "hybrid:SPEC+SPEC (e.g. hybrid:bm25+dense:minilm-l6). MODEL: a local folder, a "
+             "packaged name (minilm-l6, splade-tiny) or a hub id",
     )
     group.add_argument("--fusion", choices=("rrf", "convex"), default="rrf",
                        help="how hybrid runs are fused (default: rrf)")
@@ -46,6 +47,15 @@ def add_retriever_arguments(parser: argparse.ArgumentParser, required: bool = Tr
                        help="encoder backend: torch, onnx (fused fp32) or onnx-int8")
     group.add_argument("--index-kind", choices=("flat", "hnsw"), default="flat",
                        help="faiss index for dense retrieval (default: flat, exact)")
+    group.add_argument("--pool-factor", type=int, default=1,
+                       help="colbert: pool each document's token vectors by this factor at "
+                            "indexing time (default 1: none)")
+    group.add_argument("--token-k", type=int, default=64,
+                       help="colbert: nearest document tokens per query token for candidates; "
+                            "0 scores every document (exhaustive MaxSim) (default 64)")
+    group.add_argument("--splade-top-k", type=int, default=None, metavar="N",
+                       help="splade: keep the N largest term weights of each text "
+                            "(default: all)")
     group.add_argument("--no-cache", action="store_true",
                        help="do not cache document embeddings on disk")
 
@@ -81,8 +91,17 @@ def retriever_from_args(args: argparse.Namespace, show_progress: bool = True) ->
     dense_options = {"index_kind": args.index_kind, "show_progress": show_progress,
                      "cache_dir": False if args.no_cache else None,
                      "encoder_options": encoder_options}
+    colbert_options = {"pool_factor": args.pool_factor, "token_k": args.token_k or None,
+                       "index_kind": args.index_kind, "batch_size": args.batch_size,
+                       "show_progress": show_progress,
+                       "model_options": {"document_length": args.max_length}}
+    splade_options = {"show_progress": show_progress,
+                      "encoder_options": {"max_length": args.max_length,
+                                          "batch_size": args.batch_size,
+                                          "top_k": args.splade_top_k}}
     return build_retriever(
         args.retriever, fusion=args.fusion, normalization=args.normalization,
         weights=args.weights, depth=args.depth, rrf_k=args.rrf_k, bm25_options=bm25_options,
-        dense_options=dense_options,
+        dense_options=dense_options, colbert_options=colbert_options,
+        splade_options=splade_options,
     )

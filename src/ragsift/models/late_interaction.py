@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 
 from ragsift.atomic import atomic_dir
 from ragsift.models.batching import length_sorted_batches
-from ragsift.models.hub import resolve_model
+from ragsift.models.hub import model_id, resolve_model
 from ragsift.models.st_layout import DenseLayer, SentenceTransformerLayout, read_json
 
 logger = logging.getLogger(__name__)
@@ -95,8 +95,9 @@ class LateInteractionModel(torch.nn.Module):
     """
 
     def __init__(self, encoder: torch.nn.Module, tokenizer: Any, projection: torch.nn.Linear,
-                 config: LateInteractionConfig) -> None:
+                 config: LateInteractionConfig, name: str = "") -> None:
         super().__init__()
+        self.name = name  # where it was loaded from (manifests record it)
         self.encoder = encoder
         self.projection = projection
         self.tokenizer = tokenizer
@@ -167,7 +168,7 @@ class LateInteractionModel(torch.nn.Module):
                     raise TypeError(f"unknown late-interaction setting {key!r}")
                 setattr(config, key, value)
         _add_prefix_tokens(encoder, tokenizer, config, seed)
-        return cls(encoder, tokenizer, projection, config)
+        return cls(encoder, tokenizer, projection, config, name=model_id(name))
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Save atomically in the PyLate layout (loads with ``pylate.models.ColBERT``, with

@@ -1,5 +1,5 @@
-"""Retriever specs, the strings the CLI takes: ``bm25``, ``bm25:METHOD``, ``dense:MODEL`` and
-``hybrid:SPEC+SPEC[+...]`` (e.g. ``hybrid:bm25+dense:minilm-l6``)."""
+"""Retriever specs, the strings the CLI takes: ``bm25``, ``bm25:METHOD``, ``dense:MODEL``,
+``splade:MODEL`` and ``hybrid:SPEC+SPEC[+...]`` (e.g. ``hybrid:bm25+dense:minilm-l6``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 from ragsift.retrieve.base import Retriever
 from ragsift.retrieve.bm25 import METHODS
 
-KINDS = ("bm25", "dense", "hybrid")
+KINDS = ("bm25", "dense", "colbert", "splade", "hybrid")
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,8 @@ def parse_spec(spec: str) -> RetrieverSpec:
         >>> parse_spec("hybrid:bm25+dense:minilm-l6").members[1]
         RetrieverSpec(kind='dense', argument='minilm-l6', members=())
     """
-    forms = "bm25, bm25:METHOD, dense:MODEL, hybrid:SPEC+SPEC (e.g. hybrid:bm25+dense:minilm-l6)"
+    forms = ("bm25, bm25:METHOD, dense:MODEL, colbert:MODEL, splade:MODEL, hybrid:SPEC+SPEC "
+             "(e.g. hybrid:bm25+dense:minilm-l6)")
     kind, _, argument = spec.strip().partition(":")
     if kind == "hybrid":
         parts = [p for p in argument.split("+") if p]
@@ -46,10 +47,10 @@ def parse_spec(spec: str) -> RetrieverSpec:
         if argument and argument not in METHODS:
             raise ValueError(f"retriever spec {spec!r}: BM25 method must be one of {METHODS}")
         return RetrieverSpec("bm25", argument or None)
-    if kind == "dense":
+    if kind in ("dense", "colbert", "splade"):
         if not argument:
-            raise ValueError(f"retriever spec {spec!r}: dense needs a model, as dense:MODEL")
-        return RetrieverSpec("dense", argument)
+            raise ValueError(f"retriever spec {spec!r}: {kind} needs a model, as {kind}:MODEL")
+        return RetrieverSpec(kind, argument)
     raise ValueError(f"unknown retriever spec {spec!r}; accepted: {forms}")
 
 
@@ -63,6 +64,8 @@ def build_retriever(
     rrf_k: float = 60.0,
     bm25_options: dict[str, Any] | None = None,
     dense_options: dict[str, Any] | None = None,
+    colbert_options: dict[str, Any] | None = None,
+    splade_options: dict[str, Any] | None = None,
 ) -> Retriever:
     """An un-indexed retriever for ``spec``; options go to the BM25 / dense constructors.
 
@@ -82,8 +85,17 @@ def build_retriever(
         return BM25Retriever(**options)
     if parsed.kind == "dense":
         return DenseRetriever(parsed.argument, **(dense_options or {}))
+    if parsed.kind == "colbert":
+        from ragsift.retrieve.late_interaction import LateInteractionRetriever
+
+        return LateInteractionRetriever(parsed.argument, **(colbert_options or {}))
+    if parsed.kind == "splade":
+        from ragsift.retrieve.sparse import SparseRetriever
+
+        return SparseRetriever(parsed.argument, **(splade_options or {}))
     members = [
-        build_retriever(m, bm25_options=bm25_options, dense_options=dense_options)
+        build_retriever(m, bm25_options=bm25_options, dense_options=dense_options,
+                        colbert_options=colbert_options, splade_options=splade_options)
         for m in parsed.members
     ]
     return HybridRetriever(members, fusion=fusion, weights=weights, depth=depth,  # type: ignore[arg-type]
