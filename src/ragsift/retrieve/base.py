@@ -119,6 +119,16 @@ class Retriever(ABC):
         return target._load_files(path, manifest, **options)
 
 
+def refuse_other_model(folder: Path, manifest: dict[str, Any], encoder: Any) -> None:
+    """Raise :class:`IndexMismatchError` when ``encoder`` (a loaded model with a ``name``, or
+    None) is not the model the index in ``folder`` was built with."""
+    if encoder is not None and encoder.name != manifest["model"]:
+        raise IndexMismatchError(
+            f"{folder}: index was built with model {manifest['model']!r}; refusing to "
+            f"query it with {encoder.name!r} (re-index with that model)"
+        )
+
+
 def read_manifest(path: Path) -> dict[str, Any]:
     """The manifest of a saved index, checked for presence and format version."""
     file = path / "manifest.json"

@@ -18,9 +18,8 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from ragsift.errors import IndexMismatchError
 from ragsift.models.bi_encoder import BiEncoder
-from ragsift.retrieve.base import Retriever
+from ragsift.retrieve.base import Retriever, refuse_other_model
 from ragsift.retrieve.embedding_cache import EmbeddingCache, default_cache_dir
 from ragsift.retrieve.vector_store import FaissStore, IndexKind
 from ragsift.types import Corpus, Queries, Run
@@ -141,11 +140,7 @@ class DenseRetriever(Retriever):
     def _load_files(cls, folder: Path, manifest: dict[str, Any],
                     encoder: BiEncoder | None = None, **options: Any) -> DenseRetriever:
         config = manifest["config"]
-        if encoder is not None and encoder.name != manifest["model"]:
-            raise IndexMismatchError(
-                f"{folder}: index was built with model {manifest['model']!r}; refusing to "
-                f"query it with {encoder.name!r} (re-index with that model)"
-            )
+        refuse_other_model(folder, manifest, encoder)
         if encoder is None:
             encoder = BiEncoder.from_pretrained(manifest["model"], max_length=config["max_length"],
                                                 truncate_dim=config["truncate_dim"])

@@ -29,9 +29,8 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from ragsift.errors import IndexMismatchError
 from ragsift.models.late_interaction import LateInteractionModel
-from ragsift.retrieve.base import Retriever
+from ragsift.retrieve.base import Retriever, refuse_other_model
 from ragsift.retrieve.vector_store import FaissStore, IndexKind
 from ragsift.types import Corpus, Queries, Run
 
@@ -196,9 +195,7 @@ class LateInteractionRetriever(Retriever):
                     ) -> LateInteractionRetriever:
         """``encoder``: an already loaded model to query with (it must be the index's)."""
         config = manifest["config"]
-        if encoder is not None and encoder.name != manifest["model"]:
-            raise IndexMismatchError(f"{folder}: index was built with model "
-                                     f"{manifest['model']!r}, not {encoder.name!r}")
+        refuse_other_model(folder, manifest, encoder)
         lengths = {"document_length": config["document_length"],
                    "query_length": config["query_length"]}
         retriever = cls(encoder or manifest["model"], pool_factor=config["pool_factor"],

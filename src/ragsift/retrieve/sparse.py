@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from ragsift.errors import IndexMismatchError
 from ragsift.models.splade import SpladeEncoder
-from ragsift.retrieve.base import Retriever
+from ragsift.retrieve.base import Retriever, refuse_other_model
 from ragsift.types import Corpus, Queries, Run
 
 
@@ -131,11 +131,7 @@ class SparseRetriever(Retriever):
     def _load_files(cls, folder: Path, manifest: dict[str, Any],
                     encoder: SpladeEncoder | None = None, **options: Any) -> SparseRetriever:
         config = manifest["config"]
-        if encoder is not None and encoder.name != manifest["model"]:
-            raise IndexMismatchError(
-                f"{folder}: index was built with model {manifest['model']!r}; refusing to "
-                f"query it with {encoder.name!r} (re-index with that model)"
-            )
+        refuse_other_model(folder, manifest, encoder)
         if encoder is None:
             encoder = SpladeEncoder.from_pretrained(
                 manifest["model"], max_length=config["max_length"], top_k=config["top_k"],
