@@ -15,6 +15,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -73,6 +74,7 @@ def main() -> None:
                 rows.append([name, "colbert", factor, label, f"{means['ndcg@10']:.4f}",
                              f"{means['recall@100']:.4f}", f"{per_doc:.0f}",
                              f"{search_seconds:.1f}"])
+                print(" | ".join(map(str, rows[-1])), file=sys.stderr, flush=True)
     report(results, ["dataset", "retriever", "pool factor", "candidates", "nDCG@10",
                      "R@100", "bytes/doc", "search s"], rows, args.out,
            model=str(Path(args.model)), token_k=args.token_k)
