@@ -172,13 +172,19 @@ class LateInteractionRetriever(Retriever):
         for qid, query in zip(qids, tqdm(vectors, desc="search", unit="query",
                                          disable=not self.show_progress)):
             docs = self._candidates(query)
-            rows = np.concatenate([np.arange(self.offsets[d], self.offsets[d + 1]) for d in docs])
-            lengths = self.offsets[docs + 1] - self.offsets[docs]
-            scores = maxsim_scores(query, self.tokens[rows],
-                                   np.concatenate([[0], np.cumsum(lengths)]))
+            scores = maxsim_scores(query, *self._token_rows(docs))
             top = np.argsort(-scores, kind="stable")[:k]
             run[qid] = {self.doc_ids[docs[i]]: float(scores[i]) for i in top}
         return run
+
+    def _token_rows(self, docs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The token vectors of ``docs`` (sorted positions) and their offsets; every document
+        (exhaustive search) is the stored matrix itself, not a copy."""
+        if len(docs) == self.num_documents:
+            return self.tokens, self.offsets
+        rows = np.concatenate([np.arange(self.offsets[d], self.offsets[d + 1]) for d in docs])
+        lengths = self.offsets[docs + 1] - self.offsets[docs]
+        return self.tokens[rows], np.concatenate([[0], np.cumsum(lengths)])
 
     def _save_files(self, folder: Path) -> None:
         if not self.doc_ids:
