@@ -99,6 +99,25 @@ def test_gain_label_job_and_training_rows(tiny_llm, tmp_path):
     assert example.docs == rows[0]["docs"] and example.scores == rows[0]["scores"]
 
 
+def test_supporting_labels_need_no_model(tmp_path):
+    from ragsift.cli.main import main
+    from ragsift.data.training import read_training
+
+    path = tmp_path / "qa.jsonl"
+    flipped = dict(ROW, id="q2", paragraphs=[dict(p, is_supporting=not p["is_supporting"])
+                                             for p in ROW["paragraphs"]])
+    path.write_text(json.dumps(ROW) + "\n" + json.dumps(flipped) + "\n")
+    out = tmp_path / "supporting.jsonl"
+    assert main(["gain-label", "--questions", str(path), "--labels", "supporting",
+                 "--generator", "no-such-model", "--out", str(out)]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["scores"] for r in rows] == [[1.0, 0.0], [0.0, 1.0]]
+    texts = [f"{p['title']}: {p['text']}" for p in ROW["paragraphs"]]
+    first, second = read_training(out)
+    assert (first.docs, first.scores) == (texts, [1.0, 0.0])
+    assert (second.docs, second.scores) == (texts, [0.0, 1.0])
+
+
 @pytest.mark.slow
 def test_smollm2_chat_template_gains_equal_a_direct_computation():
     pytest.importorskip("gguf")

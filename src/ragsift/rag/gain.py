@@ -87,8 +87,9 @@ class GainScorer:
             for batch in batches:
                 features = pad_features({"input_ids": [full[i] for i in batch]}, self.pad_id,
                                         padding_side="left")
+                keep = max(len(sequences[i][1]) for i in batch) + 1
                 logits = left_padded_logits(self.model, features["input_ids"],
-                                            features["attention_mask"])
+                                            features["attention_mask"], keep_last=keep)
                 for row, i in enumerate(batch):
                     length = len(sequences[i][1])
                     # the answer's t-th token is predicted at position -(length + 1) + t

@@ -1,21 +1,40 @@
-"""``ragsift gain-label``: GainRAG labels for every (question, paragraph) of a QA file, as the
-training rows the reranker trainer reads (``{"query", "docs", "scores"}``, one per question,
-``scores`` = gain labels, plus ``query_id`` and the ``supporting`` paragraph indices).
-Sharded and resumable (:mod:`ragsift.jobs.sharded`)."""
+"""``ragsift gain-label``: labels for every (question, paragraph) of a QA file, as the training
+rows the reranker trainer reads (``{"query", "docs", "scores"}``, one per question, plus
+``query_id`` and the ``supporting`` paragraph indices). Sharded and resumable
+(:mod:`ragsift.jobs.sharded`).
+
+Two kinds of label: GainRAG gains from a generator (:class:`ragsift.rag.gain.GainScorer`), or
+the dataset's own annotation (1.0 for a supporting paragraph, 0.0 otherwise), which trains the
+relevance-supervised baseline a selector is compared with, in the same format and loss."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+
+import numpy as np
 
 from ragsift.data.qa import QAExample
 from ragsift.jobs.sharded import JobResult, run_sharded
 from ragsift.rag.gain import GainScorer
 
+Labeller = Callable[[QAExample, list[str]], np.ndarray]
 
-def gain_label(examples: list[QAExample], scorer: GainScorer, out: str | Path,
+
+def supporting_labels(example: QAExample, docs: list[str]) -> np.ndarray:
+    """1.0 for each supporting paragraph of ``example``, 0.0 for the others."""
+    return np.array([1.0 if i in example.supporting else 0.0 for i in range(len(docs))])
+
+
+def gain_labeller(scorer: GainScorer) -> Labeller:
+    """GainRAG gains of each paragraph for the example's question and gold answer."""
+    return lambda example, docs: scorer.gains(example.question, example.answer, docs)
+
+
+def gain_label(examples: list[QAExample], labeller: Labeller, out: str | Path,
                shard_size: int = 16, show_progress: bool = True) -> JobResult:
-    """Write one row of gain labels per question of ``examples`` to ``out``."""
+    """Write one row of ``labeller``'s labels per question of ``examples`` to ``out``."""
     by_id = {example.id: example for example in examples}
 
     def work(shard: list[str]) -> list[str]:
@@ -23,9 +42,9 @@ def gain_label(examples: list[QAExample], scorer: GainScorer, out: str | Path,
         for qid in shard:
             example = by_id[qid]
             docs = [p.full_text() for p in example.paragraphs]
-            gains = scorer.gains(example.question, example.answer, docs)
+            labels = labeller(example, docs)
             lines.append(json.dumps({"query": example.question, "query_id": qid, "docs": docs,
-                                     "scores": [round(float(g), 6) for g in gains],
+                                     "scores": [round(float(g), 6) for g in labels],
                                      "supporting": sorted(example.supporting)},
                                     ensure_ascii=False))
         return lines

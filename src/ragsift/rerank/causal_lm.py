@@ -122,7 +122,8 @@ class CausalLMReranker(Reranker):
     def log_odds(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """``logsumexp z_yes - logsumexp z_no`` at the last position of a left-padded batch
         (differentiable: training uses it too)."""
-        logits = left_padded_logits(self.model, input_ids, attention_mask)[:, -1].float()
+        last = left_padded_logits(self.model, input_ids, attention_mask, keep_last=1)
+        logits = last[:, -1].float()
         device = logits.device
         yes = torch.tensor(self.yes_ids, device=device)
         no = torch.tensor(self.no_ids, device=device)

@@ -1,0 +1,108 @@
+"""The RAG chain on HotpotQA: answer EM / F1 for each way of choosing the generator's context.
+
+Settings (each one ``ragsift.rag.pipeline.Pipeline`` run over the same questions with the same
+generator): no context, all paragraphs, BM25 top-1, dense top-1, reranker top-1 (``--reranker``),
+GainRAG selector top-1 (``--selector``, a reranker trained on gain labels), and the gold
+(supporting) paragraphs. Reported per setting: EM, F1, supporting recall@1 of the ranking (for
+the ranked settings), the selected passages' supporting recall, seconds, and the paired
+randomization-test p-value of the F1 difference against the BM25 top-1 setting.
+
+Each setting's run folder (``--runs DIR/<setting>``: rankings, predictions, metrics) is reused
+when its metrics were computed with the same config and questions, so an interrupted table
+resumes where it stopped.
+
+Usage:
+    python -m benchmarks.rag_hotpotqa [--questions FILE.jsonl] [--limit 100] \
+        [--reranker MODEL ...] [--selector MODEL ...] [--dense minilm-l6] \
+        [--generator smollm2-135m] [--runs runs/rag-hotpotqa] [--out FILE.json]
+Default questions: ../shared/datasets/hotpotqa/test.jsonl.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict, replace
+from pathlib import Path
+
+from benchmarks.common import SHARED, report
+from ragsift.data.qa import load_qa
+from ragsift.evaluate import paired_tests
+from ragsift.rag.pipeline import Pipeline, RagConfig
+
+BASELINE = "bm25 top-1"
+
+
+def settings(args: argparse.Namespace) -> list[tuple[str, RagConfig]]:
+    """(name, config) of every setting of the table, in table order."""
+    base = RagConfig(generator=args.generator, retriever="none", k=1,
+                     max_passage_tokens=args.max_passage_tokens)
+    rows = [("no context", replace(base, selector="none")),
+            ("all paragraphs", replace(base, selector="all")),
+            (BASELINE, replace(base, retriever="bm25")),
+            (f"dense top-1 ({args.dense})", replace(base, retriever=f"dense:{args.dense}"))]
+    for kind, models in (("reranker", args.reranker), ("GainRAG selector", args.selector)):
+        rows += [(f"{kind} top-1 ({Path(model).name})",
+                  replace(base, retriever="bm25", reranker=model)) for model in models]
+    rows.append(("gold paragraphs", replace(base, selector="gold")))
+    return rows
+
+
+def run_setting(config: RagConfig, examples: list, folder: Path) -> tuple[dict, dict[str, float]]:
+    """Metrics and per-question F1 of one setting, computed or read back from ``folder``."""
+    metrics_file = folder / "metrics.json"
+    done = json.loads(metrics_file.read_text()) if metrics_file.is_file() else None
+    if not (done and done["config"] == asdict(config) and done["questions"] == len(examples)):
+        done = Pipeline(config).run(examples, folder)
+    predictions = [json.loads(line) for line in (folder / "predictions.jsonl").open()]
+    return done, {p["id"]: p["f1"] for p in predictions}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--questions", type=Path, default=SHARED / "hotpotqa" / "test.jsonl")
+    parser.add_argument("--limit", type=int, default=None, help="first N questions only")
+    parser.add_argument("--generator", default="smollm2-135m")
+    parser.add_argument("--dense", default="minilm-l6")
+    parser.add_argument("--reranker", action="append", default=[],
+                        help="relevance reranker, one top-1 row each (repeatable)")
+    parser.add_argument("--selector", action="append", default=[],
+                        help="GainRAG selector, one top-1 row each (repeatable)")
+    parser.add_argument("--max-passage-tokens", type=int, default=256)
+    parser.add_argument("--runs", type=Path, default=Path("runs/rag-hotpotqa"))
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    if not args.questions.is_file():
+        raise SystemExit(f"no questions file at {args.questions}")
+    examples = load_qa(args.questions)[:args.limit]
+    measured = []
+    for name, config in settings(args):
+        slug = "".join(c if c.isalnum() else "-" for c in name).strip("-")
+        metrics, f1 = run_setting(config, examples, args.runs / slug)
+        measured.append((name, metrics, f1))
+        print(f"{name}: EM {metrics['em']:.4f} F1 {metrics['f1']:.4f}", file=sys.stderr,
+              flush=True)
+    baseline = next(f1 for name, _, f1 in measured if name == BASELINE)
+    results, rows = [], []
+    for name, metrics, f1 in measured:
+        p_value = paired_tests(baseline, f1, "f1").randomization_p
+        ranked = metrics["config"]["selector"] == "top-k"
+        recall = metrics["supporting_recall@1"] if ranked else None
+        results.append({"setting": name, "em": metrics["em"], "f1": metrics["f1"],
+                        "supporting_recall@1": recall,
+                        "selected_supporting_recall": metrics["selected_supporting_recall"],
+                        "f1_p_vs_bm25": p_value, "seconds": metrics["seconds"],
+                        "questions": metrics["questions"], "config": metrics["config"]})
+        rows.append([name, f"{metrics['em']:.4f}", f"{metrics['f1']:.4f}",
+                     "-" if recall is None else f"{recall:.4f}",
+                     f"{metrics['selected_supporting_recall']:.4f}",
+                     "-" if name == BASELINE else f"{p_value:.3f}",
+                     f"{metrics['seconds']:.0f}"])
+    report(results, ["setting", "EM", "F1", "supp. R@1", "selected supp. recall",
+                     "F1 p vs BM25", "seconds"], rows, args.out,
+           questions=str(args.questions), generator=args.generator)
+
+
+if __name__ == "__main__":
+    main()
