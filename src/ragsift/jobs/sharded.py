@@ -101,6 +101,6 @@ def run_sharded(keys: Sequence[str], work: Callable[[list[str]], list[str]], out
     seconds = time.perf_counter() - start
     if skipped:
         logger.info("resumed: %d of %d shards were already done", skipped, len(shards))
-    logger.info("%s: %d items in %.1fs (%.1f items/s); wrote %d lines to %s", desc, items,
+    logger.info("%s: %d items in %.1fs (%.3g items/s); wrote %d lines to %s", desc, items,
                 seconds, items / max(seconds, 1e-9), total, out)
     return JobResult(done, skipped, items, total, seconds)
