@@ -23,8 +23,9 @@ Labeller = Callable[[QAExample, list[str]], np.ndarray]
 
 
 def supporting_labels(example: QAExample, docs: list[str]) -> np.ndarray:
-    """1.0 for each supporting paragraph of ``example``, 0.0 for the others."""
-    return np.array([1.0 if i in example.supporting else 0.0 for i in range(len(docs))])
+    """1.0 for each supporting paragraph of ``example``, 0.0 for the others (``docs`` are the
+    example's paragraphs, in order)."""
+    return np.array([float(p.is_supporting) for p in example.paragraphs])
 
 
 def gain_labeller(scorer: GainScorer) -> Labeller:
