@@ -231,3 +231,31 @@ def test_query_expansion_feeds_bm25_and_dense_retrieval(tiny_llm, tmp_path, mini
         vector /= np.linalg.norm(vector)
         passages = encoder.encode_documents([p.full_text() for p in example.paragraphs])
         np.testing.assert_allclose(got, passages @ vector, atol=1e-5)
+
+
+def test_generation_resumes_from_the_answers_already_written(tiny_llm, tmp_path):
+    from ragsift.rag.pipeline import ANSWERS, Pipeline, RagConfig
+
+    examples = load_qa(qa_file(tmp_path))
+    config = RagConfig(generator=str(tiny_llm), max_new_tokens=4, batch_size=1)
+    fresh = Pipeline(config)
+    fresh.run(examples, tmp_path / "fresh")
+    expected = (tmp_path / "fresh" / "predictions.jsonl").read_text()
+
+    pipeline = Pipeline(config)
+    generated = []
+    generate = pipeline.generator().generate
+    pipeline.generator().generate = lambda qs, cs: generated.extend(qs) or generate(qs, cs)
+    out = tmp_path / "resumed"
+    pipeline.run(examples[:1], out)
+    assert generated == [examples[0].question]
+    with (out / ANSWERS).open("a") as handle:  # a line cut by a crash
+        handle.write('{"key": "abc", "ans')
+    pipeline.run(examples, out)  # one more question: only its answer is generated
+    assert generated == [examples[0].question, examples[1].question]
+    assert (out / "predictions.jsonl").read_text() == expected
+    pipeline.run(examples, out)  # everything known: nothing generated
+    assert len(generated) == 2
+    pipeline.config.max_new_tokens = 3  # another generator setting: nothing is reused
+    pipeline.run(examples, out)
+    assert len(generated) == 4

@@ -59,6 +59,25 @@ def test_reranker_output_loads_as_a_cross_encoder(tiny_model_dir, training_jsonl
                                atol=1e-5)
 
 
+def test_reranker_student_keeps_the_first_layers(tiny_model_dir, training_jsonl, tmp_path):
+    st = pytest.importorskip("sentence_transformers")
+    from transformers import AutoModel
+
+    from ragsift.train.tasks.reranker import RerankerTask
+
+    config = config_for("reranker", tiny_model_dir, training_jsonl, tmp_path / "ce", layers=1,
+                        max_steps=2)
+    student = RerankerTask(config).module.model
+    full = AutoModel.from_pretrained(tiny_model_dir)
+    assert student.config.num_hidden_layers == 1 and len(student.bert.encoder.layer) == 1
+    for name, value in full.encoder.layer[0].state_dict().items():
+        torch.testing.assert_close(student.bert.encoder.layer[0].state_dict()[name], value)
+    out = train("reranker", config)
+    assert st.CrossEncoder(str(out), device="cpu").model.config.num_hidden_layers == 1
+    with pytest.raises(ValueError, match="has only 2"):
+        RerankerTask(config_for("reranker", tiny_model_dir, training_jsonl, tmp_path, layers=3))
+
+
 def test_colbert_output_loads_as_a_colbert_reranker(tiny_model_dir, training_jsonl, tmp_path):
     from ragsift.rerank import LateInteractionReranker, Reranker
 

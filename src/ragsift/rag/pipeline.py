@@ -18,10 +18,16 @@ Stages (each swappable from a :class:`RagConfig`):
 Outputs in the run folder: ``rankings.jsonl`` (per question: scores and order of each stage),
 ``predictions.jsonl`` (answer, gold, selected passages, EM, F1) and ``metrics.json`` (mean EM,
 F1, supporting recall@k of the final ranking, and the selected passages' supporting recall).
+
+Generation, the slow stage, resumes: each batch of answers is appended to ``answers.jsonl`` in
+the run folder as soon as it is generated, keyed by a hash of the generator settings, the
+question and the selected passages. A rerun in the same folder (after a crash, with more
+questions, or with another ranking stage) generates only the answers it does not find there.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -30,6 +36,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from ragsift.atomic import atomic_file
 from ragsift.data.qa import QAExample
@@ -37,6 +44,7 @@ from ragsift.rag.generator import Generator
 from ragsift.rag.metrics import exact_match, supporting_recall, token_f1
 
 logger = logging.getLogger(__name__)
+ANSWERS = "answers.jsonl"
 
 
 @dataclass
@@ -157,6 +165,47 @@ class Pipeline:
             return [i for i in row["ranking"] if row["probability"][i] >= config.threshold]
         return row["ranking"][:config.k]
 
+    def answer_key(self, question: str, passages: list[str]) -> str:
+        """Identity of one generation: the generator settings, the question and passages."""
+        config = self.config
+        fields = [config.generator, config.max_new_tokens, config.max_passage_tokens, question,
+                  passages]
+        return hashlib.sha256(json.dumps(fields, ensure_ascii=False).encode()).hexdigest()
+
+    def answers(self, questions: list[str], contexts: list[list[str]], cache: Path
+                ) -> list[str]:
+        """One answer per question, read from the jsonl ``cache`` ({"key", "answer"} rows, see
+        :meth:`answer_key`) when there, otherwise generated in chunks that are appended to it
+        as they finish (a line cut by a crash is ignored on the next read)."""
+        known: dict[str, str] = {}
+        text = cache.read_text(encoding="utf-8") if cache.is_file() else ""
+        for line in text.splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            known[row["key"]] = row["answer"]
+        keys = [self.answer_key(q, c) for q, c in zip(questions, contexts)]
+        todo = sorted({key: i for i, key in enumerate(keys) if key not in known}.values())
+        if len(todo) < len(keys):
+            logger.info("%d of %d answers read from %s", len(keys) - len(todo), len(keys), cache)
+        chunk = 4 * self.config.batch_size
+        with cache.open("a", encoding="utf-8") as handle, \
+                tqdm(total=len(todo), desc="generate", unit="question") as progress:
+            if text and not text.endswith("\n"):
+                handle.write("\n")
+            for start in range(0, len(todo), chunk):
+                part = todo[start:start + chunk]
+                texts = self.generator().generate([questions[i] for i in part],
+                                                  [contexts[i] for i in part])
+                for i, answer in zip(part, texts):
+                    known[keys[i]] = answer
+                    handle.write(json.dumps({"key": keys[i], "answer": answer},
+                                            ensure_ascii=False) + "\n")
+                handle.flush()
+                progress.update(len(part))
+        return [known[key] for key in keys]
+
     def run(self, examples: list[QAExample], out: str | Path) -> dict:
         """Run the chain, write the three output files into ``out``; returns the metrics."""
         out = Path(out)
@@ -168,7 +217,7 @@ class Pipeline:
         selected = [self.select(e, r) for e, r in zip(examples, rows)]
         contexts = [[e.paragraphs[i].full_text() for i in chosen]
                     for e, chosen in zip(examples, selected)]
-        answers = self.generator().generate([e.question for e in examples], contexts)
+        answers = self.answers([e.question for e in examples], contexts, out / ANSWERS)
         predictions = []
         for example, chosen, answer in zip(examples, selected, answers):
             predictions.append({

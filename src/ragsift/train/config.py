@@ -103,11 +103,13 @@ class RerankerConfig(TrainConfig):
     """Cross-encoder from any encoder (a fresh 1-logit head when it has none): groups of one
     positive and ``negatives`` negatives, loss ``listwise`` (softmax CE), ``pointwise`` (BCE)
     or ``ranknet``; with teacher scores in the data, ``distill`` (``kl`` or ``margin-mse``)
-    replaces the label loss."""
+    replaces the label loss. ``layers`` > 0 keeps only the model's first ``layers`` transformer
+    layers (a smaller, faster student initialised from a bigger model)."""
 
     loss: Literal["listwise", "pointwise", "ranknet"] = "listwise"
     distill: Literal["", "kl", "margin-mse"] = ""
     distill_temperature: float = 1.0
+    layers: int = 0
     batch_size: int = 4
     max_length: int = 384
 

@@ -50,7 +50,12 @@ class RerankerTask(TrainingTask):
         model_config = AutoConfig.from_pretrained(folder)
         is_classifier = any(a.endswith("ForSequenceClassification")
                             for a in model_config.architectures or [])
-        extra = {} if is_classifier else {"num_labels": 1}
+        extra: dict[str, Any] = {} if is_classifier else {"num_labels": 1}
+        if config.layers:
+            if config.layers > model_config.num_hidden_layers:
+                raise ValueError(f"layers={config.layers}, but {config.model} has only "
+                                 f"{model_config.num_hidden_layers}")
+            extra["num_hidden_layers"] = config.layers
         with torch.random.fork_rng():
             torch.manual_seed(config.seed)  # a fresh head is seeded
             model = AutoModelForSequenceClassification.from_pretrained(folder, **extra)
