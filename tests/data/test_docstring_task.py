@@ -343,3 +343,16 @@ def test_split_docstring() -> None:
     assert split_docstring("One line only.") is None
     assert split_docstring("Two\nlines.") is None
     assert split_docstring("Summary.\n\n   ") is None
+
+
+def test_cli_writes_the_task_as_a_beir_folder(task: BeirDataset, tmp_path: Path, capsys) -> None:
+    from ragsift.cli.main import main
+
+    out = tmp_path / "docstrings"
+    assert main(["datasets", "docstrings", "--out", str(out), "--queries", str(N_QUERIES),
+                 "--documents", str(N_DOCUMENTS), "--seed", "13"]) == 0
+    assert capsys.readouterr().out.strip() == str(out)
+    written = load_beir(out, "test")
+    assert written.qrels == task.qrels and written.queries == task.queries
+    assert {k: (d.title, d.text) for k, d in written.corpus.items()} == \
+        {k: (d.title, d.text) for k, d in task.corpus.items()}

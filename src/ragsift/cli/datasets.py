@@ -1,10 +1,12 @@
-"""``ragsift datasets``: download BEIR datasets, list them, validate a BEIR folder.
+"""``ragsift datasets``: download BEIR datasets, list them, validate a BEIR folder, write the
+built-in docstring task (the demo's) as a BEIR folder.
 
 CLI contract::
 
     ragsift datasets download NAME [--out DIR] [--base-url URL] [--md5 HEX] [--overwrite]
     ragsift datasets list
     ragsift datasets validate DIR [--split test]
+    ragsift datasets docstrings --out DIR [--queries 300] [--documents 1000] [--seed 13]
 
 Example:
     $ ragsift datasets download scifact --out datasets
@@ -71,6 +73,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                           help="qrels split, qrels/SPLIT.tsv (default: test)")
     validate.set_defaults(func=_validate)
 
+    docstrings = actions.add_parser(
+        "docstrings", help="write the demo's docstring task as a BEIR folder",
+        description="Build the retrieval task of `ragsift demo` from this Python's standard "
+                    "library (summary line = query, the rest of the docstring = its one "
+                    "relevant document) and write it as a BEIR folder with test qrels, so "
+                    "search, rerank and evaluate run on it. Prints the folder.",
+    )
+    docstrings.add_argument("--out", required=True, metavar="DIR", help="BEIR folder to write")
+    docstrings.add_argument("--queries", type=int, default=300, help="queries (default: 300)")
+    docstrings.add_argument("--documents", type=int, default=1000,
+                            help="documents (default: 1000)")
+    docstrings.add_argument("--seed", type=int, default=13, help="sampling seed (default: 13)")
+    docstrings.set_defaults(func=_docstrings)
+
 
 def _download(args: argparse.Namespace) -> int:
     folder = download_beir(args.name, args.out, base_url=args.base_url, md5=args.md5,
@@ -96,4 +112,13 @@ def _validate(args: argparse.Namespace) -> int:
     judgements = sum(len(docs) for docs in data.qrels.values())
     print(f"{folder}: ok: {len(data.corpus)} documents, {len(data.queries)} {args.split} "
           f"queries, {judgements} judgements")
+    return 0
+
+
+def _docstrings(args: argparse.Namespace) -> int:
+    from ragsift.data.beir_write import write_beir
+    from ragsift.data.docstring_task import build_docstring_task
+
+    print(write_beir(build_docstring_task(args.queries, args.documents, seed=args.seed),
+                     args.out))
     return 0
