@@ -1,0 +1,96 @@
+"""Reranker distillation report: a teacher and its students on the same candidates.
+
+For each dataset, BM25 (bm25s) retrieves the top ``--depth`` documents of each test query; the
+teacher and every student (any ragsift reranker, or a bi-encoder, loaded like ``ragsift label
+--teacher``) score the same (query, document) pairs, at most ``--max-length`` tokens per pair
+(rerankers score longer documents as windows, max over windows). Reported per dataset and
+model: nDCG@10 of the reranked run, the paired randomization p-value of its per-query nDCG@10
+against the teacher's, pairs/s (wall time of loading nothing but scoring every pair, one
+pass, same torch threads) and its speed relative to the teacher. BM25 alone is the first row.
+
+Typical use (issue 6, recipe 1): the teacher, a student distilled from it and the same student
+trained on labels alone, in domain (the training collection's test split) and out of domain
+(other BEIR folders, e.g. the docstring task of ``ragsift datasets docstrings``).
+
+Usage:
+    python -m benchmarks.distill_reranker --teacher MODEL --student NAME=MODEL [...] \
+        --data DIR [--data DIR ...] [--depth 30] [--max-length 256] [--limit-queries N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from benchmarks.common import add_dataset_arguments, datasets, report
+from ragsift.evaluate import evaluate, paired_tests
+from ragsift.jobs.teacher import Teacher
+from ragsift.retrieve import BM25Retriever
+from ragsift.types import Run
+
+
+def scored_run(model: str, pairs: list[tuple[str, str, str, str]], max_length: int
+               ) -> tuple[Run, float]:
+    """The run of ``model``'s scores over ``pairs`` (query id, doc id, query, text) and its
+    pairs/s (scoring only: the model is loaded and warmed on another pair first, so a
+    bi-encoder's passage cache starts empty)."""
+    teacher = Teacher.load(model, max_length=max_length)
+    teacher.score([("warm-up", "warm-up")])  # first-call costs outside the timing
+    start = time.perf_counter()
+    scores = teacher.score([(query, text) for _, _, query, text in pairs])
+    seconds = time.perf_counter() - start
+    run: Run = {}
+    for (qid, doc_id, _, _), score in zip(pairs, scores):
+        run.setdefault(qid, {})[doc_id] = float(score)
+    return run, len(pairs) / seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_dataset_arguments(parser)
+    parser.add_argument("--teacher", required=True, help="the teacher model")
+    parser.add_argument("--student", action="append", default=[], metavar="NAME=MODEL",
+                        help="a student and its label in the table (repeatable)")
+    parser.add_argument("--depth", type=int, default=30, help="BM25 candidates per query")
+    parser.add_argument("--max-length", type=int, default=256, help="tokens per pair")
+    args = parser.parse_args()
+    models = [("teacher", args.teacher)]
+    for spec in args.student:
+        name, sep, path = spec.partition("=")
+        if not sep:
+            parser.error(f"--student {spec!r}: expected NAME=MODEL")
+        models.append((name, path))
+
+    results, rows = [], []
+    for dataset, data in datasets(args):
+        bm25 = BM25Retriever()
+        bm25.index(data.corpus)
+        candidates = bm25.search(data.queries, k=args.depth)
+        pairs = [(qid, doc_id, data.queries[qid], data.corpus[doc_id].full_text())
+                 for qid, hits in candidates.items() for doc_id in hits]
+        runs = {"bm25": (candidates, None)}
+        for name, model in models:
+            runs[name] = scored_run(model, pairs, args.max_length)
+        per_query = {name: evaluate(data.qrels, run, ["ndcg@10"]).per_query["ndcg@10"]
+                     for name, (run, _) in runs.items()}
+        teacher_rate = runs["teacher"][1]
+        for name, (_, rate) in runs.items():
+            scores = per_query[name]
+            ndcg = sum(scores.values()) / len(scores)
+            p = None if name == "teacher" else \
+                paired_tests(per_query["teacher"], scores, "ndcg@10").randomization_p
+            model = dict(models).get(name, "bm25")
+            results.append({"dataset": dataset, "name": name, "model": model, "ndcg@10": ndcg,
+                            "p_vs_teacher": p, "pairs_per_s": rate,
+                            "speed_vs_teacher": rate / teacher_rate if rate else None,
+                            "queries": len(scores), "pairs": len(pairs)})
+            rows.append([dataset, name, f"{ndcg:.4f}", "-" if p is None else f"{p:.3f}",
+                         "-" if rate is None else f"{rate:.1f}",
+                         "-" if rate is None else f"{rate / teacher_rate:.2f}x"])
+    report(results, ["dataset", "model", "nDCG@10", "p vs teacher", "pairs/s",
+                     "speed vs teacher"], rows, args.out, depth=args.depth,
+           max_length=args.max_length, models=dict(models))
+
+
+if __name__ == "__main__":
+    main()
