@@ -12,7 +12,8 @@ ragsift scores passages longer than the model takes with overlapping windows (``
 so it can do more work than the peer, which truncates; ``--long-doc truncate`` compares equal work.
 
 Usage:
-    python -m benchmarks.rerank [--data DIR ...] [--limit-queries 10] [--depth 100]
+    python -m benchmarks.rerank [--data DIR ...] [--limit-queries 10] [--depth 100] \
+        [--model DIR] [--long-doc max|truncate] [--backends torch,onnx-int8,...]
 """
 
 from __future__ import annotations
@@ -70,7 +71,11 @@ def default_model(folder: Path) -> Path:
     return folder
 
 
-def benchmark(name: str, data, model: Path, depth: int, long_doc: str, threads: int) -> dict:
+BACKENDS = "torch,onnx,onnx-int8,openvino,openvino-bf16"
+
+
+def benchmark(name: str, data, model: Path, depth: int, long_doc: str, threads: int,
+              backends: list[str]) -> dict:
     from sentence_transformers import CrossEncoder
 
     bm25 = BM25Retriever()
@@ -94,7 +99,7 @@ def benchmark(name: str, data, model: Path, depth: int, long_doc: str, threads: 
         [q for q, _ in pairs], [p for _, p in pairs], verbose=False)["input_ids"]]
     work = useful_gflop(peer.model.config, tokens)
     systems = {"sentence-transformers": lambda: peer.predict(pairs, batch_size=32)}
-    for backend in ("torch", "onnx", "onnx-int8", "openvino", "openvino-bf16"):
+    for backend in backends:
         reranker = Reranker.load(model, backend=backend, max_length=512, long_doc=long_doc,
                                  device="cpu", threads=threads)
         systems[f"ragsift {backend}"] = lambda r=reranker: r.score(pairs)
@@ -124,11 +129,14 @@ def main() -> None:
     parser.add_argument("--depth", type=int, default=100, help="BM25 candidates per query")
     parser.add_argument("--long-doc", default="max", help="ragsift long-document strategy")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--backends", default=BACKENDS,
+                        help="ragsift backends, comma-separated (default: %(default)s)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model = args.model or default_model(Path.home() / ".cache" / "ragsift" / "bench-minilm-ce")
     roof = matmul_roof()
-    results = [benchmark(name, data, model, args.depth, args.long_doc, args.threads)
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    results = [benchmark(name, data, model, args.depth, args.long_doc, args.threads, backends)
                for name, data in datasets(args)]
     for r in results:
         r["matmul_roof_gflop_per_s"] = roof
