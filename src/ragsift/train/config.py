@@ -30,7 +30,8 @@ class TrainConfig:
     Data: ``data`` is a training jsonl or a BEIR folder (``split`` qrels give positives, BM25
     ranks ``negatives_skip+1 .. negatives_skip+negatives_depth`` give negatives).
     Evaluation: ``eval_data`` (a BEIR folder) is scored with nDCG@10 on ``eval_split`` every
-    ``eval_steps`` and at the end, on at most ``eval_queries`` queries.
+    ``eval_steps`` and at the end, on at most ``eval_queries`` queries; ``eval_at_start`` also
+    scores the starting model (step 0), the baseline of the run.
     """
 
     model: str = ""
@@ -57,6 +58,7 @@ class TrainConfig:
     eval_data: str = ""
     eval_split: str = "test"
     eval_steps: int = 0
+    eval_at_start: bool = False
     eval_queries: int = 200
     eval_k: int = 50
     resume: bool = True

@@ -65,8 +65,8 @@ class RetrievalTrainer(Trainer):
 
 
 class BeirEvaluation(TrainerCallback):
-    """nDCG@10 of the live model on a BEIR split every ``eval_steps`` (and, called by
-    :func:`train` once the model is saved, at the end).
+    """nDCG@10 of the live model on a BEIR split at the start (``eval_at_start``), every
+    ``eval_steps`` and (called by :func:`train` once the model is saved) at the end.
 
     Queries are the first ``eval_queries`` judged ones (sorted ids); candidates are BM25's top
     ``eval_k`` (rerankers re-score them, bi-encoders search the whole corpus).
@@ -78,6 +78,7 @@ class BeirEvaluation(TrainerCallback):
 
         self.task = task
         self.every = config.eval_steps
+        self.at_start = config.eval_at_start
         data = load_beir(config.eval_data, config.eval_split)
         chosen = sorted(data.queries)[:config.eval_queries]
         self.queries = {qid: data.queries[qid] for qid in chosen}
@@ -98,6 +99,10 @@ class BeirEvaluation(TrainerCallback):
                              "seconds": time.perf_counter() - start})
         logger.info("step %d: nDCG@10 %.4f on %d queries", step, value, len(self.queries))
         return value
+
+    def on_train_begin(self, args, state, control, **kwargs):  # noqa: D102 (Trainer hook)
+        if self.at_start and state.global_step == 0 and state.is_world_process_zero:
+            self.score(0)
 
     def on_step_end(self, args, state, control, **kwargs):  # noqa: D102 (Trainer hook)
         if self.every and state.global_step % self.every == 0 and state.is_world_process_zero:
