@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -238,14 +239,17 @@ def test_generation_resumes_from_the_answers_already_written(tiny_llm, tmp_path)
 
     examples = load_qa(qa_file(tmp_path))
     config = RagConfig(generator=str(tiny_llm), max_new_tokens=4, batch_size=1)
-    fresh = Pipeline(config)
-    fresh.run(examples, tmp_path / "fresh")
+    Pipeline(config).run(examples, tmp_path / "fresh")
     expected = (tmp_path / "fresh" / "predictions.jsonl").read_text()
-
-    pipeline = Pipeline(config)
     generated = []
-    generate = pipeline.generator().generate
-    pipeline.generator().generate = lambda qs, cs: generated.extend(qs) or generate(qs, cs)
+
+    def spied(config):
+        pipeline = Pipeline(config)
+        generate = pipeline.generator().generate
+        pipeline.generator().generate = lambda qs, cs: generated.extend(qs) or generate(qs, cs)
+        return pipeline
+
+    pipeline = spied(config)
     out = tmp_path / "resumed"
     pipeline.run(examples[:1], out)
     assert generated == [examples[0].question]
@@ -254,8 +258,9 @@ def test_generation_resumes_from_the_answers_already_written(tiny_llm, tmp_path)
     pipeline.run(examples, out)  # one more question: only its answer is generated
     assert generated == [examples[0].question, examples[1].question]
     assert (out / "predictions.jsonl").read_text() == expected
-    pipeline.run(examples, out)  # everything known: nothing generated
+    spied(config).run(examples, out)  # everything known (a new process): nothing generated
     assert len(generated) == 2
-    pipeline.config.max_new_tokens = 3  # another generator setting: nothing is reused
-    pipeline.run(examples, out)
+    spied(replace(config, max_new_tokens=3)).run(examples, out)  # another setting: no reuse
     assert len(generated) == 4
+    spied(replace(config, max_passage_tokens=2)).run(examples, out)  # other prompts: no reuse
+    assert len(generated) == 6

@@ -22,6 +22,7 @@ import torch
 
 from ragsift.models.batching import length_sorted_batches
 from ragsift.models.causal_lm import cut_to_tokens, load_causal_lm, user_prompt_ids
+from ragsift.models.fingerprint import weights_fingerprint
 
 WITH_PASSAGES = ("Answer the question with a short answer, using the passages; cite them like "
                  "[1].")
@@ -48,12 +49,20 @@ class Generator:
         self.max_passage_tokens = max_passage_tokens
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
+        self._fingerprint: str | None = None
 
     @classmethod
     def from_pretrained(cls, name: str, **options: Any) -> Generator:
         """Load a causal LM folder, GGUF folder, packaged name (``smollm2-135m``) or hub id."""
         model, tokenizer, _ = load_causal_lm(name)
         return cls(model, tokenizer, **options)
+
+    def fingerprint(self) -> str:
+        """A hash of the weights and ``max_new_tokens``: with the prompt's token ids, it
+        determines a greedy answer. Computed once (it reads every parameter)."""
+        if self._fingerprint is None:
+            self._fingerprint = weights_fingerprint([self.model], self.max_new_tokens)
+        return self._fingerprint
 
     def prompt(self, question: str, passages: Sequence[str]) -> list[int]:
         """Token ids of the prompt for ``question`` with ``passages`` (numbered from 1)."""

@@ -20,9 +20,10 @@ Outputs in the run folder: ``rankings.jsonl`` (per question: scores and order of
 F1, supporting recall@k of the final ranking, and the selected passages' supporting recall).
 
 Generation, the slow stage, resumes: each batch of answers is appended to ``answers.jsonl`` in
-the run folder as soon as it is generated, keyed by a hash of the generator settings, the
-question and the selected passages. A rerun in the same folder (after a crash, with more
-questions, or with another ranking stage) generates only the answers it does not find there.
+the run folder as soon as it is generated, keyed by a hash of the generator's weights and
+``max_new_tokens`` and the prompt's token ids (question, selected passages, passage cut). A
+rerun in the same folder (after a crash, with more questions, or with another ranking stage)
+generates only the answers it does not find there.
 """
 
 from __future__ import annotations
@@ -166,11 +167,10 @@ class Pipeline:
         return row["ranking"][:config.k]
 
     def answer_key(self, question: str, passages: list[str]) -> str:
-        """Identity of one generation: the generator settings, the question and passages."""
-        config = self.config
-        fields = [config.generator, config.max_new_tokens, config.max_passage_tokens, question,
-                  passages]
-        return hashlib.sha256(json.dumps(fields, ensure_ascii=False).encode()).hexdigest()
+        """Identity of one greedy generation: the generator's fingerprint and the prompt."""
+        generator = self.generator()
+        fields = [generator.fingerprint(), generator.prompt(question, passages)]
+        return hashlib.sha256(json.dumps(fields).encode()).hexdigest()
 
     def answers(self, questions: list[str], contexts: list[list[str]], cache: Path
                 ) -> list[str]:
