@@ -78,6 +78,28 @@ def test_reranker_student_keeps_the_first_layers(tiny_model_dir, training_jsonl,
         RerankerTask(config_for("reranker", tiny_model_dir, training_jsonl, tmp_path, layers=3))
 
 
+@pytest.mark.parametrize("task", ["embedding", "reranker", "colbert", "vector-distill"])
+def test_attention_dropout_is_set_at_load_time(task, tiny_model_dir, training_jsonl, tiny_beir,
+                                               tmp_path):
+    from ragsift.train.tasks import build_task
+
+    def attention_dropouts(rate):
+        extra = {"attention_dropout": rate}
+        if task == "vector-distill":  # reads texts: a BEIR folder's queries and corpus
+            extra.update(teacher=str(tiny_model_dir), data=str(tiny_beir))
+        module = build_task(task, config_for(task, tiny_model_dir, training_jsonl, tmp_path,
+                                             **extra)).module
+        return {m.dropout.p for name, m in module.named_modules()
+                if name.endswith("attention.self")}
+
+    assert attention_dropouts(-1.0) == {0.1}  # the model's own
+    assert attention_dropouts(0.0) == {0.0}
+    with pytest.raises(ValueError, match="causal LMs keep their own"):
+        build_task("llm-reranker", load_config("llm-reranker", None, {
+            "model": "x", "data": str(training_jsonl), "out": str(tmp_path),
+            "attention_dropout": 0.0}))
+
+
 def test_colbert_output_loads_as_a_colbert_reranker(tiny_model_dir, training_jsonl, tmp_path):
     from ragsift.rerank import LateInteractionReranker, Reranker
 

@@ -14,6 +14,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,6 +22,7 @@ from tqdm.auto import tqdm
 
 from ragsift.atomic import atomic_dir
 from ragsift.models.batching import length_sorted_batches, model_max_length, pad_features
+from ragsift.models.dropout import attention_dropout_options
 from ragsift.models.fingerprint import weights_fingerprint
 from ragsift.models.hub import gguf_file_for, model_id, resolve_model
 from ragsift.models.onnx import Backend, backend_session
@@ -110,11 +112,14 @@ class BiEncoder:
         document_prompt: str | None = None,
         device: str | None = None,
         torch_dtype: torch.dtype | None = None,
+        attention_dropout: float | None = None,
         **kwargs,
     ) -> BiEncoder:
         """Load a sentence-transformers folder, a plain transformers folder, a packaged model
-        name (``minilm-l6``) or a hub id. Explicit arguments override the folder's settings."""
-        from transformers import AutoModel, AutoTokenizer
+        name (``minilm-l6``) or a hub id. Explicit arguments override the folder's settings;
+        ``attention_dropout`` replaces the model's (for training, see
+        :mod:`ragsift.models.dropout`)."""
+        from transformers import AutoConfig, AutoModel, AutoTokenizer
 
         folder = resolve_model(name)
         layout = SentenceTransformerLayout.read(folder)
@@ -135,7 +140,10 @@ class BiEncoder:
             raise ValueError(f"{folder}: ragsift needs a fast (Rust) tokenizer (tokenizer.json)")
         if tokenizer.pad_token_id is None:  # decoder LMs: pad with end-of-sequence
             tokenizer.pad_token = tokenizer.eos_token
-        model_kwargs = {"dtype": torch_dtype} if torch_dtype is not None else {}
+        model_kwargs: dict[str, Any] = {"dtype": torch_dtype} if torch_dtype is not None else {}
+        if attention_dropout is not None:
+            model_kwargs.update(attention_dropout_options(
+                AutoConfig.from_pretrained(layout.transformer_dir, **extra), attention_dropout))
         model = AutoModel.from_pretrained(layout.transformer_dir, **model_kwargs, **extra)
         return cls(model, tokenizer, layout, name=model_id(name), truncate_dim=truncate_dim,
                    device=device, **kwargs)

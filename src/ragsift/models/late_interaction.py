@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 
 from ragsift.atomic import atomic_dir
 from ragsift.models.batching import length_sorted_batches
+from ragsift.models.dropout import attention_dropout_options
 from ragsift.models.hub import model_id, resolve_model
 from ragsift.models.st_layout import DenseLayer, SentenceTransformerLayout, read_json
 
@@ -129,13 +130,15 @@ class LateInteractionModel(torch.nn.Module):
     # ---- loading and saving ----------------------------------------------------------------
     @classmethod
     def from_pretrained(cls, name: str | os.PathLike[str], *, embedding_size: int = 128,
-                        seed: int = 0, **config_overrides: Any) -> LateInteractionModel:
+                        seed: int = 0, attention_dropout: float | None = None,
+                        **config_overrides: Any) -> LateInteractionModel:
         """Load a PyLate or Stanford ColBERT folder, or start from any encoder folder with a
         fresh projection of ``embedding_size`` (initialised from ``seed``) and new prefix tokens.
 
-        ``config_overrides`` (e.g. ``document_length=300``) replace the folder's settings.
+        ``config_overrides`` (e.g. ``document_length=300``) replace the folder's settings;
+        ``attention_dropout`` the encoder's (for training, see :mod:`ragsift.models.dropout`).
         """
-        from transformers import AutoModel, AutoTokenizer
+        from transformers import AutoConfig, AutoModel, AutoTokenizer
 
         folder = resolve_model(name)
         st_config = read_json(folder / ST_CONFIG) if (folder / ST_CONFIG).is_file() else {}
@@ -143,7 +146,8 @@ class LateInteractionModel(torch.nn.Module):
         tokenizer = AutoTokenizer.from_pretrained(layout.transformer_dir)
         if not tokenizer.is_fast:
             raise ValueError(f"{folder}: ragsift needs a fast (Rust) tokenizer (tokenizer.json)")
-        encoder = AutoModel.from_pretrained(layout.transformer_dir)
+        encoder = AutoModel.from_pretrained(layout.transformer_dir, **attention_dropout_options(
+            AutoConfig.from_pretrained(layout.transformer_dir), attention_dropout))
         dense = layout.dense
         if is_late_interaction_folder(folder) and dense:
             if len(dense) > 1 or dense[0].activation != "Identity":

@@ -32,6 +32,9 @@ class TrainConfig:
     Evaluation: ``eval_data`` (a BEIR folder) is scored with nDCG@10 on ``eval_split`` every
     ``eval_steps`` and at the end, on at most ``eval_queries`` queries; ``eval_at_start`` also
     scores the starting model (step 0), the baseline of the run.
+    Speed: ``attention_dropout`` >= 0 replaces the encoder's attention dropout (-1: keep the
+    model's); 0 lets PyTorch use its fused attention kernel on CPUs (see
+    :mod:`ragsift.models.dropout`).
     """
 
     model: str = ""
@@ -64,6 +67,12 @@ class TrainConfig:
     resume: bool = True
     query_max_length: int = 64
     max_length: int = 256
+    attention_dropout: float = -1.0
+
+    @property
+    def attention_dropout_rate(self) -> float | None:
+        """``attention_dropout``, or ``None`` (keep the model's own) when it is negative."""
+        return None if self.attention_dropout < 0 else self.attention_dropout
 
 
 @dataclass

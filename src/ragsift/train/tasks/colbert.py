@@ -73,7 +73,8 @@ class ColbertTask(TrainingTask):
         super().__init__(config)
         self.model = LateInteractionModel.from_pretrained(
             config.model, embedding_size=config.embedding_size, seed=config.seed,
-            query_length=config.query_length, document_length=config.document_length)
+            attention_dropout=config.attention_dropout_rate, query_length=config.query_length,
+            document_length=config.document_length)
         self.module = _QueryDocEncoder(self.model)
 
     def collate(self, items: Sequence[TrainingItem]) -> dict[str, torch.Tensor]:

@@ -93,7 +93,8 @@ class EmbeddingTask(TrainingTask):
         self.encoder = BiEncoder.from_pretrained(
             config.model, device="cpu", pooling=config.pooling or None,
             query_prompt=config.query_prompt or None,
-            document_prompt=config.document_prompt or None)
+            document_prompt=config.document_prompt or None,
+            attention_dropout=config.attention_dropout_rate)
         self.peft_model = None
         if config.lora_r > 0:
             self.peft_model = with_lora(self.encoder.model, config, config.seed,

@@ -47,6 +47,9 @@ class LLMRerankerTask(TrainingTask):
         super().__init__(config)
         if config.lora_r < 1:
             raise ValueError("llm-reranker training needs lora_r >= 1")
+        if config.attention_dropout_rate is not None:
+            raise ValueError("attention_dropout is for encoder training (embedding, reranker, "
+                             "colbert, vector-distill); causal LMs keep their own")
         self.reranker = CausalLMReranker.from_pretrained(config.model,
                                                          max_length=config.max_length,
                                                          device="cpu")

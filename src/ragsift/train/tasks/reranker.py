@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from ragsift.models.dropout import attention_dropout_options
 from ragsift.models.hub import resolve_model
 from ragsift.rerank.cross_encoder import CrossEncoderReranker
 from ragsift.train.config import RerankerConfig
@@ -56,6 +57,7 @@ class RerankerTask(TrainingTask):
                 raise ValueError(f"layers={config.layers}, but {config.model} has only "
                                  f"{model_config.num_hidden_layers}")
             extra["num_hidden_layers"] = config.layers
+        extra.update(attention_dropout_options(model_config, config.attention_dropout_rate))
         with torch.random.fork_rng():
             torch.manual_seed(config.seed)  # a fresh head is seeded
             model = AutoModelForSequenceClassification.from_pretrained(folder, **extra)

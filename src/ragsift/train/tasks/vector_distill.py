@@ -83,7 +83,8 @@ class VectorDistillTask(TrainingTask):
         super().__init__(config)
         if not config.teacher:
             raise ValueError("vector-distill needs a teacher (--set teacher=MODEL)")
-        self.encoder = BiEncoder.from_pretrained(config.model, device="cpu")
+        self.encoder = BiEncoder.from_pretrained(config.model, device="cpu",
+                                                 attention_dropout=config.attention_dropout_rate)
         self.texts = distillation_texts(config.data, config.max_texts)
         self.targets = self._teacher_vectors()
         self.module = _ProjectedStudent(self.encoder, self.targets.shape[1], config.seed)
