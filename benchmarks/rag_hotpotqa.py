@@ -5,7 +5,9 @@ generator): no context, all paragraphs, BM25 top-1, dense top-1, reranker top-1 
 GainRAG selector top-1 (``--selector``, a reranker trained on gain labels), and the gold
 (supporting) paragraphs. Reported per setting: EM, F1, supporting recall@1 of the ranking (for
 the ranked settings), the selected passages' supporting recall, seconds, and the paired
-randomization-test p-value of the F1 difference against the BM25 top-1 setting.
+randomization-test p-value of the F1 difference against the BM25 top-1 setting (over the
+questions both answered: ``--all-limit N`` runs the costly all-paragraphs setting on the
+first N questions only).
 
 Each setting's run folder (``--runs DIR/<setting>``: rankings, predictions, metrics) is reused
 when its metrics were computed with the same config and questions, so an interrupted table
@@ -14,7 +16,7 @@ resumes where it stopped.
 Usage:
     python -m benchmarks.rag_hotpotqa [--questions FILE.jsonl] [--limit 100] \
         [--reranker MODEL ...] [--selector MODEL ...] [--dense minilm-l6] \
-        [--generator smollm2-135m] [--runs runs/rag-hotpotqa] [--out FILE.json]
+        [--generator smollm2-135m] [--all-limit N] [--runs runs/rag-hotpotqa] [--out FILE.json]
 Default questions: ../shared/datasets/hotpotqa/test.jsonl.
 """
 
@@ -70,6 +72,9 @@ def main() -> None:
     parser.add_argument("--selector", action="append", default=[],
                         help="GainRAG selector, one top-1 row each (repeatable)")
     parser.add_argument("--max-passage-tokens", type=int, default=256)
+    parser.add_argument("--all-limit", type=int, default=None, metavar="N",
+                        help="the all-paragraphs setting on the first N questions only (its "
+                             "prompts are ~10x longer)")
     parser.add_argument("--runs", type=Path, default=Path("runs/rag-hotpotqa"))
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
@@ -81,14 +86,15 @@ def main() -> None:
     # the all-paragraphs prompts are ~10x longer: computed last, shown in table order
     for name, config in sorted(table, key=lambda setting: setting[1].selector == "all"):
         slug = "".join(c if c.isalnum() else "-" for c in name).strip("-")
-        done[name] = run_setting(config, examples, args.runs / slug)
+        chosen = examples[:args.all_limit] if config.selector == "all" else examples
+        done[name] = run_setting(config, chosen, args.runs / slug)
         print(f"{name}: EM {done[name][0]['em']:.4f} F1 {done[name][0]['f1']:.4f}",
               file=sys.stderr, flush=True)
     measured = [(name, *done[name]) for name, _ in table]
     baseline = next(f1 for name, _, f1 in measured if name == BASELINE)
     results, rows = [], []
-    for name, metrics, f1 in measured:
-        p_value = paired_tests(baseline, f1, "f1").randomization_p
+    for name, metrics, f1 in measured:  # p over the questions both settings answered
+        p_value = paired_tests({q: baseline[q] for q in f1}, f1, "f1").randomization_p
         ranked = metrics["config"]["selector"] == "top-k"
         recall = metrics["supporting_recall@1"] if ranked else None
         results.append({"setting": name, "em": metrics["em"], "f1": metrics["f1"],
@@ -96,12 +102,12 @@ def main() -> None:
                         "selected_supporting_recall": metrics["selected_supporting_recall"],
                         "f1_p_vs_bm25": p_value, "seconds": metrics["seconds"],
                         "questions": metrics["questions"], "config": metrics["config"]})
-        rows.append([name, f"{metrics['em']:.4f}", f"{metrics['f1']:.4f}",
+        rows.append([name, metrics["questions"], f"{metrics['em']:.4f}", f"{metrics['f1']:.4f}",
                      "-" if recall is None else f"{recall:.4f}",
                      f"{metrics['selected_supporting_recall']:.4f}",
                      "-" if name == BASELINE else f"{p_value:.3f}",
                      f"{metrics['seconds']:.0f}"])
-    report(results, ["setting", "EM", "F1", "supp. R@1", "selected supp. recall",
+    report(results, ["setting", "questions", "EM", "F1", "supp. R@1", "selected supp. recall",
                      "F1 p vs BM25", "seconds"], rows, args.out,
            questions=str(args.questions), generator=args.generator)
 
