@@ -241,22 +241,25 @@ def test_generation_resumes_from_the_answers_already_written(tiny_llm, tmp_path)
     config = RagConfig(generator=str(tiny_llm), max_new_tokens=4, batch_size=1)
     Pipeline(config).run(examples, tmp_path / "fresh")
     expected = (tmp_path / "fresh" / "predictions.jsonl").read_text()
-    generated = []
+    generated = []  # the prompts each pipeline generated answers for
 
     def spied(config):
         pipeline = Pipeline(config)
-        generate = pipeline.generator().generate
-        pipeline.generator().generate = lambda qs, cs: generated.extend(qs) or generate(qs, cs)
+        answer = pipeline.generator().answer
+        pipeline.generator().answer = lambda prompts: generated.extend(prompts) or answer(prompts)
         return pipeline
 
     pipeline = spied(config)
+    generator = pipeline.generator()
+    # BM25's top paragraph of each question (0 and 1, tested above)
+    top1 = [[e.paragraphs[i].full_text()] for e, i in zip(examples, [0, 1])]
     out = tmp_path / "resumed"
     pipeline.run(examples[:1], out)
-    assert generated == [examples[0].question]
+    assert generated == [generator.prompt(examples[0].question, top1[0])]
     with (out / ANSWERS).open("a") as handle:  # a line cut by a crash
         handle.write('{"key": "abc", "ans')
     pipeline.run(examples, out)  # one more question: only its answer is generated
-    assert generated == [examples[0].question, examples[1].question]
+    assert generated == [generator.prompt(e.question, c) for e, c in zip(examples, top1)]
     assert (out / "predictions.jsonl").read_text() == expected
     spied(config).run(examples, out)  # everything known (a new process): nothing generated
     assert len(generated) == 2

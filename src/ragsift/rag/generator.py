@@ -75,7 +75,11 @@ class Generator:
     def generate(self, questions: Sequence[str], contexts: Sequence[Sequence[str]]
                  ) -> list[str]:
         """One answer per question, given its passages."""
-        prompts = [self.prompt(q, c) for q, c in zip(questions, contexts)]
+        return self.answer([self.prompt(q, c) for q, c in zip(questions, contexts)])
+
+    def answer(self, prompts: Sequence[Sequence[int]]) -> list[str]:
+        """One answer per prompt of :meth:`prompt` (token ids): :meth:`complete`, then
+        :func:`clean_answer`."""
         return [clean_answer(text) for text in self.complete(prompts)]
 
     def expand(self, questions: Sequence[str], kind: str, max_new_tokens: int = 64

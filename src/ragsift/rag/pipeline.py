@@ -166,17 +166,12 @@ class Pipeline:
             return [i for i in row["ranking"] if row["probability"][i] >= config.threshold]
         return row["ranking"][:config.k]
 
-    def answer_key(self, question: str, passages: list[str]) -> str:
-        """Identity of one greedy generation: the generator's fingerprint and the prompt."""
-        generator = self.generator()
-        fields = [generator.fingerprint(), generator.prompt(question, passages)]
-        return hashlib.sha256(json.dumps(fields).encode()).hexdigest()
-
     def answers(self, questions: list[str], contexts: list[list[str]], cache: Path
                 ) -> list[str]:
-        """One answer per question, read from the jsonl ``cache`` ({"key", "answer"} rows, see
-        :meth:`answer_key`) when there, otherwise generated in chunks that are appended to it
-        as they finish (a line cut by a crash is ignored on the next read)."""
+        """One answer per question, read from the jsonl ``cache`` when there, otherwise
+        generated in chunks that are appended to it as they finish (a line cut by a crash is
+        ignored on the next read). Rows are ``{"key", "answer"}``; the key hashes the
+        generator's fingerprint and the prompt's token ids, which fix a greedy answer."""
         known: dict[str, str] = {}
         text = cache.read_text(encoding="utf-8") if cache.is_file() else ""
         for line in text.splitlines():
@@ -185,7 +180,10 @@ class Pipeline:
             except json.JSONDecodeError:
                 continue
             known[row["key"]] = row["answer"]
-        keys = [self.answer_key(q, c) for q, c in zip(questions, contexts)]
+        generator = self.generator()
+        prompts = [generator.prompt(q, c) for q, c in zip(questions, contexts)]
+        keys = [hashlib.sha256(json.dumps([generator.fingerprint(), ids]).encode()).hexdigest()
+                for ids in prompts]
         todo = sorted({key: i for i, key in enumerate(keys) if key not in known}.values())
         if len(todo) < len(keys):
             logger.info("%d of %d answers read from %s", len(keys) - len(todo), len(keys), cache)
@@ -196,9 +194,7 @@ class Pipeline:
                 handle.write("\n")
             for start in range(0, len(todo), chunk):
                 part = todo[start:start + chunk]
-                texts = self.generator().generate([questions[i] for i in part],
-                                                  [contexts[i] for i in part])
-                for i, answer in zip(part, texts):
+                for i, answer in zip(part, generator.answer([prompts[i] for i in part])):
                     known[keys[i]] = answer
                     handle.write(json.dumps({"key": keys[i], "answer": answer},
                                             ensure_ascii=False) + "\n")
