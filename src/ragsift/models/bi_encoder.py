@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from ragsift.atomic import atomic_dir
 from ragsift.models.batching import length_sorted_batches, model_max_length, pad_features
-from ragsift.models.dropout import attention_dropout_options
+from ragsift.models.dropout import attention_dropout_for
 from ragsift.models.fingerprint import weights_fingerprint
 from ragsift.models.hub import gguf_file_for, model_id, resolve_model
 from ragsift.models.onnx import Backend, backend_session
@@ -119,7 +119,7 @@ class BiEncoder:
         name (``minilm-l6``) or a hub id. Explicit arguments override the folder's settings;
         ``attention_dropout`` replaces the model's (for training, see
         :mod:`ragsift.models.dropout`)."""
-        from transformers import AutoConfig, AutoModel, AutoTokenizer
+        from transformers import AutoModel, AutoTokenizer
 
         folder = resolve_model(name)
         layout = SentenceTransformerLayout.read(folder)
@@ -141,9 +141,8 @@ class BiEncoder:
         if tokenizer.pad_token_id is None:  # decoder LMs: pad with end-of-sequence
             tokenizer.pad_token = tokenizer.eos_token
         model_kwargs: dict[str, Any] = {"dtype": torch_dtype} if torch_dtype is not None else {}
-        if attention_dropout is not None:
-            model_kwargs.update(attention_dropout_options(
-                AutoConfig.from_pretrained(layout.transformer_dir, **extra), attention_dropout))
+        model_kwargs.update(attention_dropout_for(layout.transformer_dir, attention_dropout,
+                                                  **extra))
         model = AutoModel.from_pretrained(layout.transformer_dir, **model_kwargs, **extra)
         return cls(model, tokenizer, layout, name=model_id(name), truncate_dim=truncate_dim,
                    device=device, **kwargs)

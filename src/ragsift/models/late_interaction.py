@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 
 from ragsift.atomic import atomic_dir
 from ragsift.models.batching import length_sorted_batches
-from ragsift.models.dropout import attention_dropout_options
+from ragsift.models.dropout import attention_dropout_for
 from ragsift.models.hub import model_id, resolve_model
 from ragsift.models.st_layout import DenseLayer, SentenceTransformerLayout, read_json
 
@@ -138,7 +138,7 @@ class LateInteractionModel(torch.nn.Module):
         ``config_overrides`` (e.g. ``document_length=300``) replace the folder's settings;
         ``attention_dropout`` the encoder's (for training, see :mod:`ragsift.models.dropout`).
         """
-        from transformers import AutoConfig, AutoModel, AutoTokenizer
+        from transformers import AutoModel, AutoTokenizer
 
         folder = resolve_model(name)
         st_config = read_json(folder / ST_CONFIG) if (folder / ST_CONFIG).is_file() else {}
@@ -146,8 +146,9 @@ class LateInteractionModel(torch.nn.Module):
         tokenizer = AutoTokenizer.from_pretrained(layout.transformer_dir)
         if not tokenizer.is_fast:
             raise ValueError(f"{folder}: ragsift needs a fast (Rust) tokenizer (tokenizer.json)")
-        encoder = AutoModel.from_pretrained(layout.transformer_dir, **attention_dropout_options(
-            AutoConfig.from_pretrained(layout.transformer_dir), attention_dropout))
+        encoder = AutoModel.from_pretrained(
+            layout.transformer_dir, **attention_dropout_for(layout.transformer_dir,
+                                                            attention_dropout))
         dense = layout.dense
         if is_late_interaction_folder(folder) and dense:
             if len(dense) > 1 or dense[0].activation != "Identity":
