@@ -3,7 +3,8 @@
 # (configs/reranker-student-scifact.yaml) and the same student trained on the labels alone, then
 # the teacher, both students and REFERENCE (e.g. the 6-layer recipe-2 cross-encoder) reranking
 # BM25's top 30 in domain (DATA_DIR's test split) and out of domain (each OTHER_DIR, plus the
-# docstring task), with pairs/s on the same pairs (benchmarks/distill_reranker.py).
+# docstring task; OUT_OF_DOMAIN_QUERIES of each, default 100), with pairs/s on the same pairs
+# (benchmarks/distill_reranker.py).
 # The teacher labels come from scripts/recipe_reranker.sh (its `ragsift label` step).
 # usage: scripts/recipe_distill_reranker.sh DATA_DIR TEACHER REFERENCE [OTHER_DIR ...]
 #   e.g. scripts/recipe_distill_reranker.sh ../shared/datasets/scifact models/minilm-scifact \
@@ -24,4 +25,5 @@ python -m benchmarks.distill_reranker --data "$data" "${models[@]}" \
 others=()
 for other in "$@" runs/python-docstrings; do others+=(--data "$other"); done
 python -m benchmarks.distill_reranker "${others[@]}" "${models[@]}" \
+  --limit-queries "${OUT_OF_DOMAIN_QUERIES:-100}" \
   --out docs/results/distill-reranker-out-of-domain.json

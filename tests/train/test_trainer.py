@@ -297,13 +297,55 @@ def test_embedding_distillation_loss_is_the_kl_to_the_teacher(no_dropout_model, 
     assert first == pytest.approx(float(np.mean(expected)), rel=1e-4)
 
 
+def test_distillation_texts_keep_other_splits_queries_out(tiny_beir):
+    from ragsift.train.tasks.vector_distill import distillation_texts
+
+    (tiny_beir / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\nq2\td3\t1\n"
+                                                    "q4\td5\t1\n")
+    texts = distillation_texts(tiny_beir)
+    assert texts[:2] == ["programming language readability", "tower in paris"]
+    assert len(texts) == 2 + 8
+    assert distillation_texts(tiny_beir, limit=3, split="test")[:3] == [
+        "which animals sleep a lot", "programming language readability",
+        "ranking documents with term frequency"]
+
+
+def test_teacher_vectors_are_encoded_once_across_runs(tiny_model_dir, no_dropout_model,
+                                                      tiny_beir, tmp_path, monkeypatch):
+    from ragsift.models.bi_encoder import BiEncoder
+    from ragsift.train.tasks import build_task
+    from ragsift.train.tasks.vector_distill import distillation_texts
+
+    expected = BiEncoder.from_pretrained(no_dropout_model, device="cpu").encode(
+        distillation_texts(tiny_beir))
+    calls = []
+    encode = BiEncoder.encode
+    monkeypatch.setattr(BiEncoder, "encode", lambda self, texts, **kw: (
+        calls.append(len(texts)), encode(self, texts, **kw))[1])
+
+    def targets(**settings):
+        config = load_config("vector-distill", None, {
+            "model": str(tiny_model_dir), "teacher": str(no_dropout_model),
+            "data": str(tiny_beir), "out": str(tmp_path / "student"), **settings})
+        return build_task("vector-distill", config).targets
+
+    first = targets()
+    assert calls == [13]
+    np.testing.assert_allclose(first, expected, atol=1e-6)
+    again = targets(cosine_weight=1.0, out=str(tmp_path / "other"))  # another run, same texts
+    assert calls == [13]
+    np.testing.assert_array_equal(again, first)
+    targets(max_length=8)  # another length gives other vectors: encoded anew
+    assert calls == [13, 13]
+
+
 def test_vector_distillation_moves_the_student_toward_the_teacher(tiny_model_dir, tiny_beir,
                                                                   no_dropout_model, tmp_path):
     from ragsift.models.bi_encoder import BiEncoder
     from ragsift.train.tasks.vector_distill import distillation_texts
 
     texts = distillation_texts(tiny_beir)
-    assert len(texts) == 5 + 8
+    assert len(texts) == 5 + 8  # no train qrels: every query, then the corpus
     config = load_config("vector-distill", None, {
         "model": str(tiny_model_dir), "teacher": str(no_dropout_model), "data": str(tiny_beir),
         "out": str(tmp_path / "student"), "batch_size": 13, "max_steps": 15,

@@ -158,11 +158,11 @@ class LLMRerankerConfig(TrainConfig, LoraSettings):
 @dataclass
 class VectorDistillConfig(TrainConfig):
     """Stella/Jasper vector distillation: a student bi-encoder learns a teacher bi-encoder's
-    vectors on unlabelled texts (``data``: a BEIR folder's queries and corpus, or a jsonl of
-    ``{"text"}``; at most ``max_texts``). Loss: ``cosine_weight * cosine +
-    similarity_weight * similarity-matrix + relative_weight * relative-similarity``; a learned
-    projection maps the student to the teacher's dimension for the cosine term (dropped on
-    save)."""
+    vectors on unlabelled texts (``data``: a BEIR folder's corpus and the queries judged in
+    ``split``, or a jsonl of ``{"text"}``; at most ``max_texts``, queries first). Loss:
+    ``cosine_weight * cosine + similarity_weight * similarity-matrix + relative_weight *
+    relative-similarity``; a learned projection maps the student to the teacher's dimension
+    for the cosine term (dropped on save)."""
 
     teacher: str = ""
     cosine_weight: float = 10.0

@@ -1,15 +1,16 @@
 """Stella/Jasper vector distillation: a small bi-encoder learns a larger one's vectors.
 
-The teacher encodes every training text once (vectors cached in ``<out>.checkpoints/``, so a
-resumed run does not encode again); the student is trained with the weighted sum of the three
-losses of :mod:`ragsift.train.losses` (cosine through a learned projection to the teacher's
-dimension, in-batch similarity matrix, relative similarity). The saved student is a plain
-sentence-transformers folder (the projection is a training device and is not saved).
+The teacher encodes every training text once: its vectors go to the embedding cache
+(:mod:`ragsift.retrieve.embedding_cache`, keyed by the teacher's fingerprint and the texts),
+so a resumed run, or a new run with other loss settings, does not encode again. The student
+is trained with the weighted sum of the three losses of :mod:`ragsift.train.losses` (cosine
+through a learned projection to the teacher's dimension, in-batch similarity matrix,
+relative similarity). The saved student is a plain sentence-transformers folder (the
+projection is a training device and is not saved).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,8 +20,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ragsift.atomic import atomic_file
 from ragsift.models.bi_encoder import BiEncoder
+from ragsift.retrieve.embedding_cache import EmbeddingCache, default_cache_dir
 from ragsift.train.config import VectorDistillConfig
 from ragsift.train.losses import (
     cosine_distillation,
@@ -33,16 +34,27 @@ from ragsift.types import Corpus, Queries, Run
 
 logger = logging.getLogger(__name__)
 
+_TEACHER_BLOCK = 4096  # texts per cached block of teacher vectors
 
-def distillation_texts(source: str | Path, limit: int = 0) -> list[str]:
-    """Texts of a BEIR folder (queries, then ``title + text`` of the corpus) or of a jsonl
-    with a ``text`` field; the first ``limit`` (0: all)."""
-    from ragsift.data.beir import iter_corpus, load_queries
+
+def distillation_texts(source: str | Path, limit: int = 0, split: str = "train") -> list[str]:
+    """Texts of a BEIR folder (its queries, then ``title + text`` of the corpus) or of a jsonl
+    with a ``text`` field; the first ``limit`` (0: all).
+
+    A BEIR folder with a ``split`` qrels file gives only the queries judged in that split, so
+    the queries of other splits (the test queries a student is evaluated on) stay unseen; a
+    folder without it gives all its queries."""
+    from ragsift.data.beir import iter_corpus, load_qrels, load_queries
     from ragsift.data.jsonl import field_str, read_jsonl
 
     path = Path(source)
     if path.is_dir():
-        texts = list(load_queries(path).values())
+        queries = load_queries(path)
+        qrels_file = path / "qrels" / f"{split}.tsv"
+        if qrels_file.is_file():
+            judged = load_qrels(qrels_file)
+            queries = {qid: text for qid, text in queries.items() if qid in judged}
+        texts = list(queries.values())
         texts += [doc.full_text() for doc in iter_corpus(path)]
     else:
         texts = [field_str(row, "text", path, line) for line, row in read_jsonl(path)]
@@ -85,29 +97,23 @@ class VectorDistillTask(TrainingTask):
             raise ValueError("vector-distill needs a teacher (--set teacher=MODEL)")
         self.encoder = BiEncoder.from_pretrained(config.model, device="cpu",
                                                  attention_dropout=config.attention_dropout_rate)
-        self.texts = distillation_texts(config.data, config.max_texts)
+        self.texts = distillation_texts(config.data, config.max_texts, config.split)
         self.targets = self._teacher_vectors()
         self.module = _ProjectedStudent(self.encoder, self.targets.shape[1], config.seed)
 
     def _teacher_vectors(self) -> np.ndarray:
-        from ragsift.train.trainer import checkpoints_dir
-
-        cache = checkpoints_dir(self.config.out) / "teacher_vectors.npy"
-        meta = cache.with_suffix(".json")
-        key = {"teacher": self.config.teacher, "texts": len(self.texts),
-               "max_length": self.config.max_length}
-        if cache.is_file() and meta.is_file() and json.loads(meta.read_text()) == key:
-            return np.load(cache)
+        """The teacher's vectors of :attr:`texts`, from the embedding cache when an earlier
+        run (any loss settings) encoded the same texts with the same teacher and length."""
         teacher = BiEncoder.from_pretrained(self.config.teacher, device="cpu",
                                             max_length=self.config.max_length)
-        logger.info("encoding %d texts with the teacher %s", len(self.texts),
-                    self.config.teacher)
-        vectors = teacher.encode(self.texts, show_progress=True)
-        with atomic_file(cache, "wb") as handle:
-            np.save(handle, vectors)
-        with atomic_file(meta) as handle:
-            handle.write(json.dumps(key))
-        return vectors
+        # its own folder: these are plain encode() vectors, with no document prompt
+        cache = EmbeddingCache(default_cache_dir(), f"{teacher.fingerprint()}-distill")
+        blocks = [cache.get_or_compute(self.texts[start:start + _TEACHER_BLOCK],
+                                       lambda texts: teacher.encode(texts, show_progress=True))
+                  for start in range(0, len(self.texts), _TEACHER_BLOCK)]
+        logger.info("teacher %s: %d texts, %d blocks from the embedding cache %s, %d encoded",
+                    self.config.teacher, len(self.texts), cache.hits, cache.folder, cache.misses)
+        return np.concatenate(blocks)
 
     def dataset(self) -> Dataset:
         return _TextsWithTargets(self.texts, self.targets)
