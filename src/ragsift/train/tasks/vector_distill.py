@@ -44,16 +44,17 @@ def distillation_texts(source: str | Path, limit: int = 0, split: str = "train")
     A BEIR folder with a ``split`` qrels file gives only the queries judged in that split, so
     the queries of other splits (the test queries a student is evaluated on) stay unseen; a
     folder without it gives all its queries."""
-    from ragsift.data.beir import iter_corpus, load_qrels, load_queries
+    from ragsift.data.beir import iter_corpus, load_qrels, load_queries, qrels_path
     from ragsift.data.jsonl import field_str, read_jsonl
 
     path = Path(source)
     if path.is_dir():
         queries = load_queries(path)
-        qrels_file = path / "qrels" / f"{split}.tsv"
-        if qrels_file.is_file():
-            judged = load_qrels(qrels_file)
-            queries = {qid: text for qid, text in queries.items() if qid in judged}
+        try:
+            judged = load_qrels(qrels_path(path, split))
+        except FileNotFoundError:  # no such split: every query is unlabelled text
+            judged = queries
+        queries = {qid: text for qid, text in queries.items() if qid in judged}
         texts = list(queries.values())
         texts += [doc.full_text() for doc in iter_corpus(path)]
     else:
