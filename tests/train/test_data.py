@@ -41,6 +41,10 @@ def test_items_sample_reproducibly_and_keep_teacher_scores(training_jsonl):
     assert first == [again[i].negatives for i in range(len(again))]
     other = TrainingItems(examples, negatives=2, seed=8)
     assert first != [other[i].negatives for i in range(len(other))]
+    again.set_epoch(1)  # another epoch draws other negatives from the same pools
+    second = [again[i].negatives for i in range(len(again))]
+    assert second != first
+    assert all(set(n) <= set(again.items[i][0].neg) for i, n in enumerate(second))
     scored = TrainingExample("q", docs=["a", "b", "c"], scores=[0.1, 0.9, 0.5])
     item = TrainingItems([scored], negatives=2)[0]
     assert item.positive == "b" and sorted(item.negatives) == ["a", "c"]

@@ -95,6 +95,15 @@ def test_distillation_losses_by_hand():
     q = [x / sum(q) for x in q]
     kl = sum(a * math.log(a / b) for a, b in zip(p, q)) * tau ** 2
     assert kl_distillation(student, teacher, tau).item() == pytest.approx(kl, abs=1e-6)
+    # teacher cosines sharpened by their own temperature, the student's logits taken as they are
+    cosines = torch.tensor([[0.6, 0.5, 0.3]])
+    p = [math.exp(x / 0.05) for x in cosines[0].tolist()]
+    p = [x / sum(p) for x in p]
+    q = [math.exp(x) for x in student[0].tolist()]
+    q = [x / sum(q) for x in q]
+    kl = sum(a * math.log(a / b) for a, b in zip(p, q))
+    assert kl_distillation(student, cosines, 1.0, teacher_temperature=0.05).item() == \
+        pytest.approx(kl, abs=1e-6)
     # margins: student (1, 2), teacher (1, 2) -> 0; shift one student score
     assert margin_mse(student, teacher).item() == pytest.approx(0.0, abs=1e-7)
     shifted = torch.tensor([[1.0, 0.5, -1.0]])  # margins (0.5, 2) vs (1, 2)

@@ -155,6 +155,31 @@ def test_a_killed_run_resumes_to_the_same_weights(task, tiny_model_dir, training
         torch.testing.assert_close(a[name], b[name], atol=1e-6, rtol=1e-5)
 
 
+def test_each_epoch_draws_new_negatives(tiny_model_dir, training_jsonl, tmp_path,
+                                        monkeypatch):
+    from ragsift.train.data import TrainingItems, load_examples
+
+    seen: dict[int, dict[int, list[str]]] = {}
+    draw = TrainingItems.__getitem__
+
+    def recording(self, index):
+        item = draw(self, index)
+        seen.setdefault(self.epoch, {})[index] = item.negatives
+        return item
+
+    monkeypatch.setattr(TrainingItems, "__getitem__", recording)
+    # 7 items, batches of 2 (last dropped): 3 steps per epoch, 6 steps = 2 epochs
+    train("reranker", config_for("reranker", tiny_model_dir, training_jsonl, tmp_path / "ce",
+                                 max_steps=6, seed=3))
+    assert sorted(seen) == [0, 1]
+    expected = TrainingItems(load_examples(training_jsonl), negatives=2, seed=3)
+    for epoch, drawn in seen.items():
+        expected.set_epoch(epoch)
+        assert drawn == {i: expected[i].negatives for i in drawn}
+    common = set(seen[0]) & set(seen[1])  # the last partial batch of each epoch is dropped
+    assert {i: seen[0][i] for i in common} != {i: seen[1][i] for i in common}
+
+
 def test_cli_trains_a_model_that_search_uses(tiny_model_dir, training_jsonl, tiny_beir,
                                              tmp_path):
     from ragsift.cli.main import main
@@ -283,7 +308,8 @@ def test_embedding_distillation_loss_is_the_kl_to_the_teacher(no_dropout_model, 
     write_training(examples, path)
     items = TrainingItems(load_examples(path), negatives=2, seed=0)
     config = config_for("embedding", no_dropout_model, path, tmp_path / "student",
-                        distill="kl", batch_size=len(items), max_steps=1)
+                        distill="kl", distill_teacher_temperature=0.5,
+                        batch_size=len(items), max_steps=1)
     out = train("embedding", config)
     first = json.loads((out / REPORT_FILE).read_text())["losses"][0]["loss"]
     encoder = BiEncoder.from_pretrained(no_dropout_model, device="cpu")
@@ -292,7 +318,7 @@ def test_embedding_distillation_loss_is_the_kl_to_the_teacher(no_dropout_model, 
         q = encoder.encode([item.query])[0]
         d = encoder.encode([item.positive, *item.negatives])
         student = torch.log_softmax(torch.tensor(d @ q / config.temperature), 0)
-        teacher = torch.log_softmax(torch.tensor(item.scores), 0)
+        teacher = torch.log_softmax(torch.tensor(item.scores) / 0.5, 0)
         expected.append(float((teacher.exp() * (teacher - student)).sum()))
     assert first == pytest.approx(float(np.mean(expected)), rel=1e-4)
 

@@ -87,7 +87,19 @@ class LoraSettings:
 
 
 @dataclass
-class EmbeddingConfig(TrainConfig, LoraSettings):
+class DistillSettings:
+    """Distillation from teacher scores in the data (``distill``, set per task): KL compares
+    ``softmax(t / T_t)`` with ``softmax(s / T)`` where ``T`` is ``distill_temperature`` and
+    ``T_t`` is ``distill_teacher_temperature`` (0: the same ``T``). A teacher whose scores are
+    cosines wants a small ``T_t`` (e.g. 0.05) with ``T`` = 1, so the student keeps logits of
+    its own scale instead of learning the teacher's narrow range."""
+
+    distill_temperature: float = 1.0
+    distill_teacher_temperature: float = 0.0
+
+
+@dataclass
+class EmbeddingConfig(TrainConfig, LoraSettings, DistillSettings):
     """Bi-encoder: InfoNCE over in-batch and hard negatives, optionally MRL.
 
     ``matryoshka_dims`` (e.g. ``[384, 256, 128, 64]``) with ``matryoshka_weights`` wraps the
@@ -101,7 +113,6 @@ class EmbeddingConfig(TrainConfig, LoraSettings):
     matryoshka_weights: list[float] = field(default_factory=list)
     grad_cache_chunk: int = 0
     distill: Literal["", "kl", "margin-mse"] = ""
-    distill_temperature: float = 1.0
     pooling: Literal["", "mean", "max", "cls", "mean_sqrt_len", "lasttoken"] = ""
     query_prompt: str = ""
     document_prompt: str = ""
@@ -110,7 +121,7 @@ class EmbeddingConfig(TrainConfig, LoraSettings):
 
 
 @dataclass
-class RerankerConfig(TrainConfig):
+class RerankerConfig(TrainConfig, DistillSettings):
     """Cross-encoder from any encoder (a fresh 1-logit head when it has none): groups of one
     positive and ``negatives`` negatives, loss ``listwise`` (softmax CE), ``pointwise`` (BCE)
     or ``ranknet``; with teacher scores in the data, ``distill`` (``kl`` or ``margin-mse``)
@@ -119,14 +130,13 @@ class RerankerConfig(TrainConfig):
 
     loss: Literal["listwise", "pointwise", "ranknet"] = "listwise"
     distill: Literal["", "kl", "margin-mse"] = ""
-    distill_temperature: float = 1.0
     layers: int = 0
     batch_size: int = 4
     max_length: int = 384
 
 
 @dataclass
-class ColbertConfig(TrainConfig):
+class ColbertConfig(TrainConfig, DistillSettings):
     """ColBERT: MaxSim with in-batch and hard negatives (InfoNCE at ``temperature``), a fresh
     ``embedding_size`` projection when the model has none; ``distill`` uses teacher scores;
     ``grad_cache_chunk`` as for embeddings."""
@@ -137,7 +147,6 @@ class ColbertConfig(TrainConfig):
     document_length: int = 180
     gather: bool = True
     distill: Literal["", "kl"] = ""
-    distill_temperature: float = 1.0
     grad_cache_chunk: int = 0
     negatives: int = 1
     batch_size: int = 16

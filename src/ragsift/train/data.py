@@ -6,8 +6,8 @@ judged document of that query. From a training jsonl (:mod:`ragsift.data.trainin
 give them, with optional teacher scores.
 
 Each (query, positive) pair is one item; an item draws its ``negatives`` from its pool with a
-generator seeded by ``(seed, item index)``, so a run is reproducible and a resumed run sees the
-same batches.
+generator seeded by ``(seed, epoch, item index)``: each epoch sees other negatives from the pool,
+a run is reproducible and a resumed run sees the same batches (the Trainer calls ``set_epoch``).
 """
 
 from __future__ import annotations
@@ -98,6 +98,8 @@ class TrainingItems(Dataset):
         seed: the sampling seed.
     """
 
+    epoch = 0
+
     def __init__(self, examples: list[TrainingExample], negatives: int, seed: int = 0) -> None:
         self.negatives = negatives
         self.seed = seed
@@ -120,9 +122,13 @@ class TrainingItems(Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
+    def set_epoch(self, epoch: int) -> None:
+        """Draw the negatives of ``epoch`` from now on (called by the Trainer's data loader)."""
+        self.epoch = epoch
+
     def __getitem__(self, index: int) -> TrainingItem:
         example, which = self.items[index]
-        rng = random.Random(self.seed * 1_000_003 + index)
+        rng = random.Random(f"{self.seed}:{self.epoch}:{index}")
         pool = list(range(len(example.neg)))
         if len(pool) >= self.negatives:
             chosen = rng.sample(pool, self.negatives)

@@ -117,10 +117,11 @@ def ranknet(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return (F.softplus(-diff) * better).sum() / count
 
 
-def kl_distillation(student: torch.Tensor, teacher: torch.Tensor,
-                    temperature: float = 1.0) -> torch.Tensor:
-    """``tau^2 * KL(softmax(t / tau) || softmax(s / tau))`` for ``(B, G)`` scores, mean over B."""
-    target = F.log_softmax(teacher / temperature, dim=-1)
+def kl_distillation(student: torch.Tensor, teacher: torch.Tensor, temperature: float = 1.0,
+                    teacher_temperature: float | None = None) -> torch.Tensor:
+    """``tau^2 * KL(softmax(t / tau_t) || softmax(s / tau))`` for ``(B, G)`` scores, mean over B;
+    ``tau_t`` is ``teacher_temperature``, ``tau`` when not given (Hinton et al., 2015)."""
+    target = F.log_softmax(teacher / (teacher_temperature or temperature), dim=-1)
     predicted = F.log_softmax(student / temperature, dim=-1)
     return F.kl_div(predicted, target, log_target=True, reduction="batchmean") * temperature ** 2
 

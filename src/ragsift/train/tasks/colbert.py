@@ -100,7 +100,7 @@ class ColbertTask(TrainingTask):
             student = maxsim_paired(own_queries[..., :-1], own_docs[..., :-1],
                                     own_queries[..., -1] > 0,
                                     own_docs[..., -1] > 0).view(size, group)
-            return distillation_loss(student, batch, "kl", config.distill_temperature)
+            return distillation_loss(student, batch, "kl", config)
         if config.gather and world_size() > 1:
             docs = pad_to_global_max(docs, 1, 0.0)
         return gathered_contrastive(

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from ragsift.train.config import DistillSettings
 from ragsift.train.data import TrainingItem, text_key
 from ragsift.train.distributed import gather_with_grad, pad_to_global_max, world_size
 from ragsift.train.losses import kl_distillation, margin_mse
@@ -99,12 +100,14 @@ def own_group_scores(queries: torch.Tensor, docs: torch.Tensor) -> torch.Tensor:
 
 
 def distillation_loss(student: torch.Tensor, batch: dict[str, torch.Tensor], method: str,
-                      temperature: float) -> torch.Tensor:
-    """KL or MarginMSE of ``(B, G)`` student scores against the batch's ``teacher_scores``."""
+                      settings: DistillSettings) -> torch.Tensor:
+    """KL (at the settings' temperatures) or MarginMSE of ``(B, G)`` student scores against the
+    batch's ``teacher_scores``."""
     if "teacher_scores" not in batch:
         raise ValueError("distill is set but the training data has no teacher scores "
                          "(pos_scores/neg_scores, as ragsift label writes)")
     teacher = batch["teacher_scores"].to(student.dtype)
     if method == "kl":
-        return kl_distillation(student, teacher, temperature)
+        return kl_distillation(student, teacher, settings.distill_temperature,
+                               settings.distill_teacher_temperature or None)
     return margin_mse(student, teacher)

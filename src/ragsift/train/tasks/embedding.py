@@ -127,7 +127,7 @@ class EmbeddingTask(TrainingTask):
         queries, docs = outputs
         if config.distill:
             return distillation_loss(own_group_scores(queries, docs) / config.temperature,
-                                     batch, config.distill, config.distill_temperature)
+                                     batch, config.distill, config)
         if config.matryoshka_dims:
             return matryoshka(contrastive, queries, docs, config.matryoshka_dims,
                               config.matryoshka_weights)

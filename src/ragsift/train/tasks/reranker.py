@@ -84,7 +84,7 @@ class RerankerTask(TrainingTask):
         scores = outputs.view(labels.shape)
         config = self.config
         if config.distill:
-            return distillation_loss(scores, batch, config.distill, config.distill_temperature)
+            return distillation_loss(scores, batch, config.distill, config)
         if config.loss == "pointwise":
             return pointwise_bce(scores, labels)
         if config.loss == "ranknet":
