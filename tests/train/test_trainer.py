@@ -59,21 +59,29 @@ def test_reranker_output_loads_as_a_cross_encoder(tiny_model_dir, training_jsonl
                                atol=1e-5)
 
 
-def test_reranker_student_keeps_the_first_layers(tiny_model_dir, training_jsonl, tmp_path):
+@pytest.mark.parametrize(("layers_from", "source"), [("first", 0), ("uniform", 1)])
+def test_reranker_student_keeps_the_chosen_layers(tiny_model_dir, training_jsonl, tmp_path,
+                                                  layers_from, source):
     st = pytest.importorskip("sentence_transformers")
     from transformers import AutoModel
 
+    from ragsift.rerank import Reranker
     from ragsift.train.tasks.reranker import RerankerTask
 
     config = config_for("reranker", tiny_model_dir, training_jsonl, tmp_path / "ce", layers=1,
-                        max_steps=2)
+                        layers_from=layers_from, max_steps=2)
     student = RerankerTask(config).module.model
     full = AutoModel.from_pretrained(tiny_model_dir)
     assert student.config.num_hidden_layers == 1 and len(student.bert.encoder.layer) == 1
-    for name, value in full.encoder.layer[0].state_dict().items():
+    for name, value in full.encoder.layer[source].state_dict().items():
         torch.testing.assert_close(student.bert.encoder.layer[0].state_dict()[name], value)
     out = train("reranker", config)
-    assert st.CrossEncoder(str(out), device="cpu").model.config.num_hidden_layers == 1
+    peer = st.CrossEncoder(str(out), device="cpu")
+    assert peer.model.config.num_hidden_layers == 1
+    pairs = [(SENTENCES[0], "Cats sleep a lot."), (SENTENCES[0], SENTENCES[1])]
+    np.testing.assert_allclose(Reranker.load(out, device="cpu").score(pairs),
+                               peer.predict(pairs, activation_fn=torch.nn.Identity()),
+                               atol=1e-5)
     with pytest.raises(ValueError, match="has only 2"):
         RerankerTask(config_for("reranker", tiny_model_dir, training_jsonl, tmp_path, layers=3))
 

@@ -125,12 +125,15 @@ class RerankerConfig(TrainConfig, DistillSettings):
     """Cross-encoder from any encoder (a fresh 1-logit head when it has none): groups of one
     positive and ``negatives`` negatives, loss ``listwise`` (softmax CE), ``pointwise`` (BCE)
     or ``ranknet``; with teacher scores in the data, ``distill`` (``kl`` or ``margin-mse``)
-    replaces the label loss. ``layers`` > 0 keeps only the model's first ``layers`` transformer
-    layers (a smaller, faster student initialised from a bigger model)."""
+    replaces the label loss. ``layers`` > 0 keeps only ``layers`` of the model's transformer
+    layers (a smaller, faster student initialised from a bigger model): the first ones, or
+    with ``layers_from: uniform`` ones spread over the depth, the last included
+    (:mod:`ragsift.models.layers`)."""
 
     loss: Literal["listwise", "pointwise", "ranknet"] = "listwise"
     distill: Literal["", "kl", "margin-mse"] = ""
     layers: int = 0
+    layers_from: Literal["first", "uniform"] = "first"
     batch_size: int = 4
     max_length: int = 384
 

@@ -15,6 +15,7 @@ import torch
 
 from ragsift.models.dropout import attention_dropout_options
 from ragsift.models.hub import resolve_model
+from ragsift.models.layers import chosen_layers, keep_layers
 from ragsift.rerank.cross_encoder import CrossEncoderReranker
 from ragsift.train.config import RerankerConfig
 from ragsift.train.data import TrainingItem
@@ -52,15 +53,14 @@ class RerankerTask(TrainingTask):
         is_classifier = any(a.endswith("ForSequenceClassification")
                             for a in model_config.architectures or [])
         extra: dict[str, Any] = {} if is_classifier else {"num_labels": 1}
-        if config.layers:
-            if config.layers > model_config.num_hidden_layers:
-                raise ValueError(f"layers={config.layers}, but {config.model} has only "
-                                 f"{model_config.num_hidden_layers}")
-            extra["num_hidden_layers"] = config.layers
+        kept = (chosen_layers(model_config.num_hidden_layers, config.layers, config.layers_from)
+                if config.layers else None)
         extra.update(attention_dropout_options(model_config, config.attention_dropout_rate))
         with torch.random.fork_rng():
             torch.manual_seed(config.seed)  # a fresh head is seeded
             model = AutoModelForSequenceClassification.from_pretrained(folder, **extra)
+        if kept is not None:
+            keep_layers(model, kept)
         self.tokenizer = AutoTokenizer.from_pretrained(folder)
         self.module = _PairScorer(model)
 
