@@ -86,6 +86,22 @@ def test_reranker_student_keeps_the_chosen_layers(tiny_model_dir, training_jsonl
         RerankerTask(config_for("reranker", tiny_model_dir, training_jsonl, tmp_path, layers=3))
 
 
+@pytest.mark.parametrize(("distill", "scale"), [("kl", 20.0), ("", 1.0)])
+def test_a_kl_student_is_saved_with_its_temperature_folded_in(tiny_model_dir, training_jsonl,
+                                                             tmp_path, distill, scale):
+    from ragsift.rerank import Reranker
+    from ragsift.train.tasks.reranker import RerankerTask
+
+    task = RerankerTask(config_for("reranker", tiny_model_dir, training_jsonl, tmp_path,
+                                   distill=distill, distill_temperature=0.05))
+    pairs = [(SENTENCES[0], "Cats sleep a lot."), (SENTENCES[0], SENTENCES[1])]
+    live = task.reranker().score(pairs)
+    task.save(tmp_path / "ce")
+    np.testing.assert_allclose(Reranker.load(tmp_path / "ce", device="cpu").score(pairs),
+                               live * scale, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(task.reranker().score(pairs), live)  # live model untouched
+
+
 @pytest.mark.parametrize("task", ["embedding", "reranker", "colbert", "vector-distill"])
 def test_attention_dropout_is_set_at_load_time(task, tiny_model_dir, training_jsonl, tiny_beir,
                                                tmp_path):

@@ -39,6 +39,18 @@ class _PairScorer(torch.nn.Module):
         return logits[:, 0] if logits.shape[1] == 1 else logits[:, 1] - logits[:, 0]
 
 
+def output_layer(model: torch.nn.Module) -> torch.nn.Linear:
+    """The last linear layer of a sequence-classification model's head (``classifier`` in
+    BERT-style models, ``classifier.out_proj`` in RoBERTa-style, ``score`` in decoder LMs)."""
+    for name in ("classifier", "score"):
+        head = getattr(model, name, None)
+        if head is not None:
+            linears = [m for m in head.modules() if isinstance(m, torch.nn.Linear)]
+            if linears:
+                return linears[-1]
+    raise ValueError(f"{type(model).__name__} has no classification head (classifier / score)")
+
+
 class RerankerTask(TrainingTask):
     """Train a cross-encoder (from a cross-encoder, or any encoder with a fresh head)."""
 
@@ -97,8 +109,27 @@ class RerankerTask(TrainingTask):
         return CrossEncoderReranker(self.module.model, self.tokenizer,
                                     max_length=self.config.max_length, device=device)
 
+    @property
+    def logit_scale(self) -> float:
+        """``1 / T`` under KL distillation at student temperature ``T``, else 1: the loss
+        compares ``s / T``, so those are the logits the model learned."""
+        config = self.config
+        return 1.0 / config.distill_temperature if config.distill == "kl" else 1.0
+
     def save(self, folder: Path) -> None:
-        self.reranker().write(folder)
+        """Write the cross-encoder with :attr:`logit_scale` folded into its output layer, so
+        the saved logits are ``s / T`` (a KL-distilled student at ``T`` = 0.05 otherwise
+        outputs logits 20x narrower than the distribution it learned); the live model is left
+        as it was."""
+        head = output_layer(self.module.model)
+        original = {name: value.clone() for name, value in head.state_dict().items()}
+        with torch.no_grad():
+            for value in head.parameters():
+                value.mul_(self.logit_scale)
+        try:
+            self.reranker().write(folder)
+        finally:
+            head.load_state_dict(original)
 
     def run(self, queries: Queries, corpus: Corpus, candidates: Run) -> Run:
         return self.rerank_live(self.reranker(), queries, corpus, candidates)
