@@ -204,6 +204,65 @@ def test_each_epoch_draws_new_negatives(tiny_model_dir, training_jsonl, tmp_path
     assert {i: seen[0][i] for i in common} != {i: seen[1][i] for i in common}
 
 
+def test_an_llm_reranker_with_tied_embeddings_checkpoints_and_resumes(tiny_llm,
+                                                                      training_jsonl, tmp_path):
+    pytest.importorskip("peft")
+    from safetensors.torch import load_file
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    tied = tmp_path / "tied-llama"
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(
+        AutoConfig.from_pretrained(tiny_llm, tie_word_embeddings=True))
+    assert model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()
+    model.save_pretrained(tied)
+    AutoTokenizer.from_pretrained(tiny_llm).save_pretrained(tied)
+
+    def config(out):
+        return load_config("llm-reranker", None, {
+            "model": str(tied), "data": str(training_jsonl), "out": str(out),
+            "batch_size": 2, "negatives": 2, "max_steps": 4, "save_steps": 2,
+            "learning_rate": 1e-2, "warmup_ratio": 0.0, "lora_targets": "q_proj,v_proj",
+            "max_length": 96})
+
+    straight = train("llm-reranker", config(tmp_path / "straight"))
+    with pytest.raises(KeyboardInterrupt):
+        train("llm-reranker", config(tmp_path / "resumed"), callbacks=[Crash(3)])
+    steps = Steps()
+    resumed = train("llm-reranker", config(tmp_path / "resumed"), callbacks=[steps])
+    assert steps.count == 2  # went on from checkpoint-2
+    a = load_file(str(straight / "model.safetensors"))
+    b = load_file(str(resumed / "model.safetensors"))
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], atol=1e-6, rtol=1e-5)
+
+
+def test_resume_skips_a_checkpoint_killed_while_being_written(tiny_model_dir, training_jsonl,
+                                                               tmp_path):
+    from ragsift.train.trainer import last_complete_checkpoint
+
+    config = config_for("embedding", tiny_model_dir, training_jsonl, tmp_path / "emb")
+    with pytest.raises(KeyboardInterrupt):
+        train("embedding", config, callbacks=[Crash(3)])
+    checkpoints = checkpoints_dir(tmp_path / "emb")
+    (checkpoints / "checkpoint-4").mkdir()  # killed after the folder, before the state
+    (checkpoints / "checkpoint-4" / "model.safetensors").write_bytes(b"partial")
+    assert last_complete_checkpoint(checkpoints) == checkpoints / "checkpoint-2"
+    assert not (checkpoints / "checkpoint-4").exists()
+    (checkpoints / "checkpoint-4").mkdir()
+    steps = Steps()
+    train("embedding", config, callbacks=[steps])
+    assert steps.count == 2  # resumed from checkpoint-2, not from the broken one
+
+
+def test_unique_tensors_keeps_one_name_per_shared_tensor():
+    from ragsift.train.trainer import unique_tensors
+
+    shared, other = torch.zeros(3), torch.ones(3)
+    kept = unique_tensors({"a": shared, "b": other, "c": shared, "d": other[1:]})
+    assert list(kept) == ["a", "b", "d"]  # a view at another offset is its own tensor
+
+
 def test_cli_trains_a_model_that_search_uses(tiny_model_dir, training_jsonl, tiny_beir,
                                              tmp_path):
     from ragsift.cli.main import main

@@ -8,7 +8,8 @@ model, batches and loss.
 Folders: checkpoints go to ``<out>.checkpoints/`` while training; the final model is written to
 ``<out>`` atomically (a temporary folder renamed at the end), with ``ragsift_train.json``
 (config, steps, seconds, losses and evaluations). A rerun after a kill resumes from the last
-checkpoint; the checkpoints are deleted once the final model is written. The final evaluation
+complete checkpoint (one killed while being written, without its ``trainer_state.json``, is
+removed); the checkpoints are deleted once the final model is written. The final evaluation
 runs after the model is written, so a slow evaluation never holds the model back.
 """
 
@@ -34,6 +35,36 @@ from ragsift.train.tasks import build_task
 logger = logging.getLogger(__name__)
 
 REPORT_FILE = "ragsift_train.json"
+TRAINER_STATE_FILE = "trainer_state.json"  # written last into a checkpoint by the Trainer
+
+
+def last_complete_checkpoint(folder: Path) -> Path | None:
+    """The highest-numbered ``checkpoint-N`` in ``folder`` that holds ``trainer_state.json``
+    (the Trainer writes it last), or ``None``. Incomplete ones (a kill while saving) are
+    removed, so the run writes them again instead of resuming from half a checkpoint."""
+    complete = []
+    for path in folder.glob("checkpoint-*"):
+        if not (path.is_dir() and path.name.partition("-")[2].isdigit()):
+            continue
+        if (path / TRAINER_STATE_FILE).is_file():
+            complete.append(path)
+        else:
+            logger.warning("removing %s: a checkpoint that was not finished", path)
+            shutil.rmtree(path)
+    return max(complete, key=lambda path: int(path.name.partition("-")[2]), default=None)
+
+
+def unique_tensors(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state_dict`` without the later names of tensors that share storage with an earlier
+    one (tied weights), in the original order."""
+    seen: set[tuple[int, int]] = set()
+    kept = {}
+    for name, tensor in state_dict.items():
+        key = (tensor.untyped_storage().data_ptr(), tensor.storage_offset())
+        if key not in seen:
+            seen.add(key)
+            kept[name] = tensor
+    return kept
 
 
 class RetrievalTrainer(Trainer):
@@ -56,6 +87,27 @@ class RetrievalTrainer(Trainer):
         loss = grad_cache_step(model, inputs, self.task.loss, rows, self.accelerator.backward,
                                scale)
         return loss * scale
+
+    def _save(self, output_dir: str | None = None,
+              state_dict: dict[str, torch.Tensor] | None = None) -> None:
+        """The Trainer's checkpoint save, each tensor stored once: a causal LM that ties its
+        output layer to its embeddings (SmolLM2, Llama 3.2, Qwen2.5-0.5B) has two names for
+        one tensor, which safetensors refuses; resuming restores the tie."""
+        if state_dict is None:
+            state_dict = unique_tensors(self.model.state_dict())
+        super()._save(output_dir, state_dict)
+
+    def _issue_warnings_after_load(self, load_result: Any) -> None:
+        """After a resume, warn about missing weights other than the tied names that
+        :meth:`_save` left out (loading their twin filled them)."""
+        state = self.model.state_dict()
+        tied = set(state) - set(unique_tensors(state))
+        missing = [key for key in load_result.missing_keys if key not in tied]
+        if missing or load_result.unexpected_keys:
+            logger.warning("checkpoint weights: %d missing (%s), %d unexpected (%s)",
+                           len(missing), ", ".join(missing[:5]),
+                           len(load_result.unexpected_keys),
+                           ", ".join(load_result.unexpected_keys[:5]))
 
     def compute_loss(self, model: torch.nn.Module, inputs: dict[str, Any],
                      return_outputs: bool = False, num_items_in_batch: Any = None) -> Any:
@@ -153,11 +205,11 @@ def train(task_name: str, config: TrainConfig, callbacks: list[TrainerCallback] 
     evaluation = BeirEvaluation(task, config) if config.eval_data else None
     trainer = RetrievalTrainer(task, args=args, train_dataset=dataset,
                                callbacks=[c for c in [evaluation, *(callbacks or [])] if c])
-    resume = config.resume and any(checkpoints.glob("checkpoint-*"))
+    resume = last_complete_checkpoint(checkpoints) if config.resume else None
     if resume:
-        logger.info("resuming from the last checkpoint in %s", checkpoints)
+        logger.info("resuming from %s", resume)
     start = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=True if resume else None)
+    result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     seconds = time.perf_counter() - start
     if trainer.is_world_process_zero():
         report = {
