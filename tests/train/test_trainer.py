@@ -501,7 +501,8 @@ def test_evaluation_during_training_equals_the_saved_models_score(task, tiny_mod
     out = train(task, config_for(task, tiny_model_dir, training_jsonl, tmp_path / task,
                                  max_steps=2, eval_data=str(tiny_beir), eval_k=5,
                                  eval_at_start=True))
-    evaluations = json.loads((out / REPORT_FILE).read_text())["evaluations"]
+    report = json.loads((out / REPORT_FILE).read_text())
+    evaluations = report["evaluations"]
     assert [e["step"] for e in evaluations] == [0, 2]
     logged = evaluations[-1]["ndcg@10"]
     data = load_beir(tiny_beir)
@@ -518,7 +519,9 @@ def test_evaluation_during_training_equals_the_saved_models_score(task, tiny_mod
         return
     bm25 = BM25Retriever()
     bm25.index(data.corpus)
-    run = Reranker.load(out, device="cpu").rerank(data.queries, data.corpus,
-                                                  bm25.search(data.queries, k=5))
+    candidates = bm25.search(data.queries, k=5)
+    assert report["evaluation_bm25_ndcg@10"] == pytest.approx(
+        evaluate(data.qrels, candidates, ["ndcg@10"]).mean["ndcg@10"], abs=1e-9)
+    run = Reranker.load(out, device="cpu").rerank(data.queries, data.corpus, candidates)
     assert logged == pytest.approx(evaluate(data.qrels, run, ["ndcg@10"]).mean["ndcg@10"],
                                    abs=1e-6)

@@ -121,11 +121,13 @@ class BeirEvaluation(TrainerCallback):
     ``eval_steps`` and (called by :func:`train` once the model is saved) at the end.
 
     Queries are the first ``eval_queries`` judged ones (sorted ids); candidates are BM25's top
-    ``eval_k`` (rerankers re-score them, bi-encoders search the whole corpus).
+    ``eval_k`` (rerankers re-score them, bi-encoders search the whole corpus). BM25's own
+    nDCG@10 on them (``bm25_ndcg``) is the report's reference point.
     """
 
     def __init__(self, task: TrainingTask, config: TrainConfig) -> None:
         from ragsift.data.beir import load_beir
+        from ragsift.evaluate import evaluate
         from ragsift.retrieve.bm25 import BM25Retriever
 
         self.task = task
@@ -140,6 +142,9 @@ class BeirEvaluation(TrainerCallback):
         bm25.index(self.corpus)
         self.candidates = bm25.search(self.queries, k=config.eval_k)
         self.history: list[dict[str, float]] = []
+        self.bm25_ndcg = evaluate(self.qrels, self.candidates, ["ndcg@10"]).mean["ndcg@10"]
+        logger.info("evaluation: %d queries; BM25 alone (the candidates' order): nDCG@10 %.4f",
+                    len(self.queries), self.bm25_ndcg)
 
     def score(self, step: int) -> float:
         from ragsift.evaluate import evaluate
@@ -219,6 +224,7 @@ def train(task_name: str, config: TrainConfig, callbacks: list[TrainerCallback] 
             "examples": len(dataset), "resumed": bool(resume),
             "losses": [entry for entry in trainer.state.log_history if "loss" in entry],
             "evaluations": evaluation.history if evaluation else [],
+            "evaluation_bm25_ndcg@10": evaluation.bm25_ndcg if evaluation else None,
         }
         with atomic_dir(out) as tmp:
             task.save(tmp)
