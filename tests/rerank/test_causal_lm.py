@@ -82,3 +82,17 @@ def test_smollm2_gguf_prefers_the_answering_passage():
     for query, relevant, other in cases:
         good, bad = reranker.score([(query, relevant), (query, other)])
         assert good > bad, query
+
+
+@pytest.mark.slow
+def test_a_gguf_model_saves_as_a_plain_folder_with_the_same_logits(tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    from ragsift.models.causal_lm import load_causal_lm
+
+    model, tokenizer, _ = load_causal_lm("smollm2-135m")
+    model.save_pretrained(tmp_path)  # refused before: transformers marks GGUF loads quantized
+    again = AutoModelForCausalLM.from_pretrained(tmp_path)
+    ids = tokenizer("Spiders are arachnids with eight legs.", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        torch.testing.assert_close(again(ids).logits, model(ids).logits)

@@ -28,7 +28,20 @@ def load_causal_lm(name: str | os.PathLike[str], gguf_file: str | None = None
     gguf_file = gguf_file or gguf_file_for(name, folder)
     extra = {"gguf_file": gguf_file} if gguf_file else {}
     tokenizer = AutoTokenizer.from_pretrained(folder, **extra)
-    return AutoModelForCausalLM.from_pretrained(folder, **extra), tokenizer, folder
+    model = AutoModelForCausalLM.from_pretrained(folder, **extra)
+    if gguf_file:
+        as_plain_model(model)
+    return model, tokenizer, folder
+
+
+def as_plain_model(model: torch.nn.Module) -> None:
+    """Drop the quantizer mark a GGUF load leaves on ``model``: transformers dequantizes GGUF
+    weights to plain floats on load, yet the mark makes ``save_pretrained`` refuse the model
+    (so a model fine-tuned from a GGUF checkpoint could not be saved)."""
+    model.hf_quantizer = None
+    model.is_quantized = False
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
 
 
 def left_padded_logits(model: torch.nn.Module, input_ids: torch.Tensor,
