@@ -90,9 +90,10 @@ class LoraSettings:
 class DistillSettings:
     """Distillation from teacher scores in the data (``distill``, set per task): KL compares
     ``softmax(t / T_t)`` with ``softmax(s / T)`` where ``T`` is ``distill_temperature`` and
-    ``T_t`` is ``distill_teacher_temperature`` (0: the same ``T``). A teacher whose scores are
-    cosines wants a small ``T_t`` (e.g. 0.05) with ``T`` = 1, so the student keeps logits of
-    its own scale instead of learning the teacher's narrow range."""
+    ``T_t`` is ``distill_teacher_temperature`` (0: the same ``T``), for a teacher whose scores
+    live on another scale than the student's. A fresh cross-encoder head learns a cosine
+    teacher fastest with the same small ``T`` (0.05) on both sides; the saved cross-encoder has
+    ``1 / T`` folded into its head (docs/training.md has the measurements)."""
 
     distill_temperature: float = 1.0
     distill_teacher_temperature: float = 0.0
