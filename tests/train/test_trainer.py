@@ -25,6 +25,17 @@ def config_for(task, tiny_model_dir, training_jsonl, out, **extra):
     return load_config(task, None, values)
 
 
+def assert_same_weights(first: Path, second: Path, atol: float, rtol: float) -> None:
+    """The two saved models hold the same tensors, within the tolerances."""
+    from safetensors.torch import load_file
+
+    a = load_file(str(first / "model.safetensors"))
+    b = load_file(str(second / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], atol=atol, rtol=rtol)
+
+
 def test_embedding_output_loads_in_sentence_transformers(tiny_model_dir, training_jsonl,
                                                          tmp_path):
     st = pytest.importorskip("sentence_transformers")
@@ -159,7 +170,6 @@ class Crash(TrainerCallback):
 @pytest.mark.parametrize("task", ["embedding", "colbert"])
 def test_a_killed_run_resumes_to_the_same_weights(task, tiny_model_dir, training_jsonl,
                                                   tmp_path):
-    from safetensors.torch import load_file
 
     extra = {"embedding_size": 16, "document_length": 48} if task == "colbert" else {}
     straight = train(task, config_for(task, tiny_model_dir, training_jsonl,
@@ -173,10 +183,7 @@ def test_a_killed_run_resumes_to_the_same_weights(task, tiny_model_dir, training
     resumed = train(task, config, callbacks=[steps])
     assert steps.count == 2  # steps 3 and 4 only: it went on from checkpoint-2
     assert json.loads((resumed / REPORT_FILE).read_text())["resumed"] is True
-    a = load_file(str(straight / "model.safetensors"))
-    b = load_file(str(resumed / "model.safetensors"))
-    for name in a:
-        torch.testing.assert_close(a[name], b[name], atol=1e-6, rtol=1e-5)
+    assert_same_weights(straight, resumed, atol=1e-6, rtol=1e-5)
 
 
 def test_each_epoch_draws_new_negatives(tiny_model_dir, training_jsonl, tmp_path,
@@ -207,7 +214,6 @@ def test_each_epoch_draws_new_negatives(tiny_model_dir, training_jsonl, tmp_path
 def test_an_llm_reranker_with_tied_embeddings_checkpoints_and_resumes(tiny_llm,
                                                                       training_jsonl, tmp_path):
     pytest.importorskip("peft")
-    from safetensors.torch import load_file
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     tied = tmp_path / "tied-llama"
@@ -231,10 +237,7 @@ def test_an_llm_reranker_with_tied_embeddings_checkpoints_and_resumes(tiny_llm,
     steps = Steps()
     resumed = train("llm-reranker", config(tmp_path / "resumed"), callbacks=[steps])
     assert steps.count == 2  # went on from checkpoint-2
-    a = load_file(str(straight / "model.safetensors"))
-    b = load_file(str(resumed / "model.safetensors"))
-    for name in a:
-        torch.testing.assert_close(a[name], b[name], atol=1e-6, rtol=1e-5)
+    assert_same_weights(straight, resumed, atol=1e-6, rtol=1e-5)
 
 
 def test_resume_skips_a_checkpoint_killed_while_being_written(tiny_model_dir, training_jsonl,
@@ -320,11 +323,10 @@ def test_grad_cache_gives_the_weights_of_the_whole_batch(task, no_dropout_model,
     cached = train(task, config_for(task, no_dropout_model, training_jsonl, tmp_path / "cached",
                                     grad_cache_chunk=3, **common))
     a = load_file(str(whole / "model.safetensors"))
-    b = load_file(str(cached / "model.safetensors"))
     start = load_file(str(no_dropout_model / "model.safetensors"))
     assert any(not torch.equal(a[n], start[n]) for n in start if n in a)
-    for name in a:  # Adam magnifies float noise on near-zero gradients: 1% of an lr step
-        torch.testing.assert_close(a[name], b[name], atol=1e-4, rtol=1e-4)
+    # Adam magnifies float noise on near-zero gradients: 1% of an lr step
+    assert_same_weights(whole, cached, atol=1e-4, rtol=1e-4)
 
 
 @pytest.mark.slow
@@ -475,7 +477,6 @@ def test_vector_distillation_moves_the_student_toward_the_teacher(tiny_model_dir
 
 def test_gradient_checkpointing_changes_memory_not_results(no_dropout_model, training_jsonl,
                                                            tmp_path):
-    from safetensors.torch import load_file
 
     common = {"batch_size": 4, "max_steps": 2, "learning_rate": 1e-2}
     plain = train("embedding", config_for("embedding", no_dropout_model, training_jsonl,
@@ -483,10 +484,7 @@ def test_gradient_checkpointing_changes_memory_not_results(no_dropout_model, tra
     checkpointed = train("embedding", config_for("embedding", no_dropout_model, training_jsonl,
                                                  tmp_path / "ckpt", gradient_checkpointing=True,
                                                  **common))
-    a = load_file(str(plain / "model.safetensors"))
-    b = load_file(str(checkpointed / "model.safetensors"))
-    for name in a:
-        torch.testing.assert_close(a[name], b[name], atol=1e-5, rtol=1e-4)
+    assert_same_weights(plain, checkpointed, atol=1e-5, rtol=1e-4)
 
 
 @pytest.mark.parametrize("task", ["embedding", "reranker"])
