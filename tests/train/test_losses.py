@@ -110,6 +110,29 @@ def test_distillation_losses_by_hand():
     assert margin_mse(shifted, teacher).item() == pytest.approx(0.25 / 2, abs=1e-7)
 
 
+def test_distillation_with_labels_adds_the_scaled_cross_entropy_by_hand():
+    from ragsift.train.config import DistillSettings
+    from ragsift.train.tasks.contrastive import distillation_loss
+
+    student = torch.tensor([[0.1, 0.3, 0.0]])  # a negative ranked first, as by the teacher
+    teacher = torch.tensor([[0.5, 0.6, 0.2]])
+    batch = {"teacher_scores": teacher}
+    tau, weight = 0.05, 0.5
+    q = [math.exp(x / tau) for x in student[0].tolist()]
+    p = [math.exp(x / tau) for x in teacher[0].tolist()]
+    q, p = [x / sum(q) for x in q], [x / sum(p) for x in p]
+    kl = sum(a * math.log(a / b) for a, b in zip(p, q)) * tau ** 2
+    hard = -math.log(q[0]) * tau ** 2
+    settings = DistillSettings(distill_temperature=tau)
+    assert distillation_loss(student, batch, "kl", settings).item() == pytest.approx(kl, rel=1e-5)
+    settings.distill_label_weight = weight
+    assert distillation_loss(student, batch, "kl", settings).item() == \
+        pytest.approx(kl + weight * hard, rel=1e-5)
+    margins = ((0.1 - 0.3) - (0.5 - 0.6)) ** 2 + ((0.1 - 0.0) - (0.5 - 0.2)) ** 2
+    assert distillation_loss(student, batch, "margin-mse", settings).item() == \
+        pytest.approx(margins / 2 + weight * hard, rel=1e-5)
+
+
 def test_vector_distillation_losses_by_hand():
     from ragsift.train.losses import (
         cosine_distillation,

@@ -258,6 +258,35 @@ def test_resume_skips_a_checkpoint_killed_while_being_written(tiny_model_dir, tr
     assert steps.count == 2  # resumed from checkpoint-2, not from the broken one
 
 
+class CrashAfterSave(TrainerCallback):
+    """Simulates a kill right after the checkpoint of ``step`` is written."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            raise KeyboardInterrupt("killed")
+
+
+def test_a_run_killed_after_its_last_checkpoint_resumes_without_an_extra_step(
+        tiny_model_dir, training_jsonl, tmp_path):
+    straight = train("reranker", config_for("reranker", tiny_model_dir, training_jsonl,
+                                            tmp_path / "straight"))
+    config = config_for("reranker", tiny_model_dir, training_jsonl, tmp_path / "resumed")
+    with pytest.raises(KeyboardInterrupt):
+        train("reranker", config, callbacks=[CrashAfterSave(config.max_steps)])
+    assert (checkpoints_dir(tmp_path / "resumed") / f"checkpoint-{config.max_steps}").is_dir()
+    steps = Steps()
+    resumed = train("reranker", config, callbacks=[steps])
+    assert steps.count == 0
+    report = json.loads((resumed / REPORT_FILE).read_text())
+    assert report["steps"] == config.max_steps and report["resumed"] is True
+    assert [entry["step"] for entry in report["losses"]] == \
+        [entry["step"] for entry in json.loads((straight / REPORT_FILE).read_text())["losses"]]
+    assert_same_weights(straight, resumed, atol=1e-6, rtol=1e-5)
+
+
 def test_unique_tensors_keeps_one_name_per_shared_tensor():
     from ragsift.train.trainer import unique_tensors
 

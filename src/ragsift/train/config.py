@@ -93,10 +93,16 @@ class DistillSettings:
     ``T_t`` is ``distill_teacher_temperature`` (0: the same ``T``), for a teacher whose scores
     live on another scale than the student's. A fresh cross-encoder head learns a cosine
     teacher fastest with the same small ``T`` (0.05) on both sides; the saved cross-encoder has
-    ``1 / T`` folded into its head (docs/training.md has the measurements)."""
+    ``1 / T`` folded into its head (docs/training.md has the measurements).
+
+    ``distill_label_weight`` ``w`` > 0 adds the labels (the positive, column 0 of each group)
+    to the teacher: ``T^2 * w * CE(softmax(s / T), positive)`` on top of the distillation loss,
+    Hinton et al.'s soft + hard targets, which corrects groups where the teacher ranks a
+    negative above the judged positive."""
 
     distill_temperature: float = 1.0
     distill_teacher_temperature: float = 0.0
+    distill_label_weight: float = 0.0
 
 
 @dataclass

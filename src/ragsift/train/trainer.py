@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
+from transformers import Trainer, TrainerCallback, TrainerState, TrainingArguments, set_seed
+from transformers.trainer_utils import TrainOutput
 
 from ragsift.atomic import atomic_dir, atomic_file
 from ragsift.train.config import TrainConfig
@@ -52,6 +53,21 @@ def last_complete_checkpoint(folder: Path) -> Path | None:
             logger.warning("removing %s: a checkpoint that was not finished", path)
             shutil.rmtree(path)
     return max(complete, key=lambda path: int(path.name.partition("-")[2]), default=None)
+
+
+def checkpoint_step(checkpoint: Path) -> int:
+    """The optimizer step a checkpoint was saved at (its trainer state's ``global_step``)."""
+    return int(json.loads((checkpoint / TRAINER_STATE_FILE).read_text())["global_step"])
+
+
+def finished_run(trainer: Trainer, checkpoint: Path) -> TrainOutput:
+    """Restore a run whose last checkpoint is already at ``max_steps`` (killed after saving it,
+    before the final model was written) without training: the Trainer, asked to resume there,
+    would take one step past ``max_steps``."""
+    logger.info("%s is already at max_steps: loading it without training", checkpoint)
+    trainer._load_from_checkpoint(str(checkpoint))
+    trainer.state = TrainerState.load_from_json(str(checkpoint / TRAINER_STATE_FILE))
+    return TrainOutput(trainer.state.global_step, 0.0, {})
 
 
 def unique_tensors(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -214,7 +230,10 @@ def train(task_name: str, config: TrainConfig, callbacks: list[TrainerCallback] 
     if resume:
         logger.info("resuming from %s", resume)
     start = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    if resume and config.max_steps > 0 and checkpoint_step(resume) >= config.max_steps:
+        result = finished_run(trainer, resume)
+    else:
+        result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     seconds = time.perf_counter() - start
     if trainer.is_world_process_zero():
         report = {

@@ -18,7 +18,7 @@ import torch
 from ragsift.train.config import DistillSettings
 from ragsift.train.data import TrainingItem, text_key
 from ragsift.train.distributed import gather_with_grad, pad_to_global_max, world_size
-from ragsift.train.losses import kl_distillation, margin_mse
+from ragsift.train.losses import kl_distillation, listwise_ce, margin_mse
 
 
 def contrastive_inputs(items: Sequence[TrainingItem]) -> tuple[list[str], dict[str, torch.Tensor]]:
@@ -102,12 +102,19 @@ def own_group_scores(queries: torch.Tensor, docs: torch.Tensor) -> torch.Tensor:
 def distillation_loss(student: torch.Tensor, batch: dict[str, torch.Tensor], method: str,
                       settings: DistillSettings) -> torch.Tensor:
     """KL (at the settings' temperatures) or MarginMSE of ``(B, G)`` student scores against the
-    batch's ``teacher_scores``."""
+    batch's ``teacher_scores``, plus ``T^2 * w * listwise_ce(s, T)`` (the positive in column 0)
+    when the settings' ``distill_label_weight`` ``w`` is above 0."""
     if "teacher_scores" not in batch:
         raise ValueError("distill is set but the training data has no teacher scores "
                          "(pos_scores/neg_scores, as ragsift label writes)")
     teacher = batch["teacher_scores"].to(student.dtype)
+    temperature = settings.distill_temperature
     if method == "kl":
-        return kl_distillation(student, teacher, settings.distill_temperature,
+        loss = kl_distillation(student, teacher, temperature,
                                settings.distill_teacher_temperature or None)
-    return margin_mse(student, teacher)
+    else:
+        loss = margin_mse(student, teacher)
+    if settings.distill_label_weight > 0:
+        loss = loss + (settings.distill_label_weight * temperature ** 2
+                       * listwise_ce(student, temperature))
+    return loss
