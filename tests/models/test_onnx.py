@@ -74,3 +74,20 @@ def test_openvino_backends(minilm_cross_encoder):
     bf16 = Reranker.load(minilm_cross_encoder, backend="openvino-bf16", device="cpu").score(pairs)
     assert np.abs(bf16 - fp32).max() < 0.1 * (fp32.max() - fp32.min())
     assert stats.spearmanr(bf16, fp32).statistic > 0.95
+
+
+def test_export_keeps_the_quantizers_per_tensor_logs_out(tiny_cross_encoder, tmp_path, caplog):
+    import logging
+
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from ragsift.models.onnx import build_onnx
+
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_cross_encoder).eval()
+    example = dict(AutoTokenizer.from_pretrained(tiny_cross_encoder)(
+        ["a query"], ["a passage"], return_tensors="pt"))
+    with caplog.at_level(logging.INFO):
+        build_onnx(model, example, "logits", tmp_path)
+        assert logging.getLogger().level == logging.INFO  # restored after the export
+    assert (tmp_path / "model-int8.onnx").is_file()
+    assert not [r for r in caplog.records if r.name == "root" and r.levelno < logging.ERROR]

@@ -17,10 +17,11 @@ per model. Needs the ``[onnx]`` extra (onnx, onnxruntime).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -85,9 +86,22 @@ def build_onnx(model: torch.nn.Module, example: Mapping[str, torch.Tensor], outp
     fused = optimized.get_fused_operator_statistics()
     logger.info("onnx fusion: %s", {k: v for k, v in fused.items() if v})
     optimized.save_model_to_file(str(folder / _FILES["onnx"]))
-    quantize_dynamic(str(folder / _FILES["onnx"]), str(folder / _FILES["onnx-int8"]),
-                     weight_type=QuantType.QInt8, per_channel=per_channel,
-                     extra_options={"DefaultTensorType": TensorProto.FLOAT})
+    with _quiet_root_logger():  # onnxruntime's quantizer logs every tensor on the root logger
+        quantize_dynamic(str(folder / _FILES["onnx"]), str(folder / _FILES["onnx-int8"]),
+                         weight_type=QuantType.QInt8, per_channel=per_channel,
+                         extra_options={"DefaultTensorType": TensorProto.FLOAT})
+
+
+@contextlib.contextmanager
+def _quiet_root_logger() -> Iterator[None]:
+    """Raise the root logger to ERROR for the block (a CLI run logs at INFO)."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
 
 
 class _OutputOf(torch.nn.Module):
