@@ -157,14 +157,21 @@ class Steps(TrainerCallback):
 
 
 class Crash(TrainerCallback):
-    """Simulates a kill right after ``step`` (a checkpoint at step 2 exists by then)."""
+    """Simulates a kill right after ``step`` (a checkpoint at step 2 exists by then), or with
+    ``after_save`` right after the checkpoint of ``step`` is written."""
 
-    def __init__(self, step: int) -> None:
-        self.step = step
+    def __init__(self, step: int, after_save: bool = False) -> None:
+        self.step, self.after_save = step, after_save
+
+    def _maybe_kill(self, state, saved: bool) -> None:
+        if state.global_step == self.step and saved == self.after_save:
+            raise KeyboardInterrupt("killed")
 
     def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step == self.step:
-            raise KeyboardInterrupt("killed")
+        self._maybe_kill(state, saved=False)
+
+    def on_save(self, args, state, control, **kwargs):
+        self._maybe_kill(state, saved=True)
 
 
 @pytest.mark.parametrize("task", ["embedding", "colbert"])
@@ -258,24 +265,13 @@ def test_resume_skips_a_checkpoint_killed_while_being_written(tiny_model_dir, tr
     assert steps.count == 2  # resumed from checkpoint-2, not from the broken one
 
 
-class CrashAfterSave(TrainerCallback):
-    """Simulates a kill right after the checkpoint of ``step`` is written."""
-
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_save(self, args, state, control, **kwargs):
-        if state.global_step == self.step:
-            raise KeyboardInterrupt("killed")
-
-
 def test_a_run_killed_after_its_last_checkpoint_resumes_without_an_extra_step(
         tiny_model_dir, training_jsonl, tmp_path):
     straight = train("reranker", config_for("reranker", tiny_model_dir, training_jsonl,
                                             tmp_path / "straight"))
     config = config_for("reranker", tiny_model_dir, training_jsonl, tmp_path / "resumed")
     with pytest.raises(KeyboardInterrupt):
-        train("reranker", config, callbacks=[CrashAfterSave(config.max_steps)])
+        train("reranker", config, callbacks=[Crash(config.max_steps, after_save=True)])
     assert (checkpoints_dir(tmp_path / "resumed") / f"checkpoint-{config.max_steps}").is_dir()
     steps = Steps()
     resumed = train("reranker", config, callbacks=[steps])
