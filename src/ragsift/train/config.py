@@ -132,8 +132,9 @@ class RerankerConfig(TrainConfig, DistillSettings):
     """Cross-encoder from any encoder (a fresh 1-logit head when it has none): groups of one
     positive and ``negatives`` negatives, loss ``listwise`` (softmax CE), ``pointwise`` (BCE)
     or ``ranknet``; with teacher scores in the data, ``distill`` (``kl`` or ``margin-mse``)
-    replaces the label loss. ``layers`` > 0 keeps only ``layers`` of the model's transformer
-    layers (a smaller, faster student initialised from a bigger model): the first ones, or
+    replaces the label loss (``distill_label_weight`` adds a listwise one back). ``layers``
+    > 0 keeps only ``layers`` of the model's transformer layers (a smaller, faster student
+    initialised from a bigger model): the first ones, or
     with ``layers_from: uniform`` ones spread over the depth, the last included
     (:mod:`ragsift.models.layers`)."""
 
