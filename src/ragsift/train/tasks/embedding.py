@@ -77,9 +77,14 @@ class _TwoTowers(EncoderModule):
                                           "attention_mask": query_attention_mask},
                                          int(query_prompt_length))
         if doc_input_ids is not None:
-            docs = self.encoder.embed({"input_ids": doc_input_ids,
-                                       "attention_mask": doc_attention_mask},
-                                      int(doc_prompt_length))
+            # documents in batches of B (positives, then each rank of negatives), as many as
+            # the queries: with attention dropout PyTorch's unfused attention keeps B x heads x
+            # L x L buffers, and two passes of B ran faster than one of 2B on CPU
+            size = len(query_input_ids) if query_input_ids is not None else len(doc_input_ids)
+            docs = torch.cat([
+                self.encoder.embed({"input_ids": ids, "attention_mask": mask},
+                                   int(doc_prompt_length))
+                for ids, mask in zip(doc_input_ids.split(size), doc_attention_mask.split(size))])
         return queries, docs
 
 
