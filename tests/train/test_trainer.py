@@ -177,7 +177,6 @@ class Crash(TrainerCallback):
 @pytest.mark.parametrize("task", ["embedding", "colbert"])
 def test_a_killed_run_resumes_to_the_same_weights(task, tiny_model_dir, training_jsonl,
                                                   tmp_path):
-
     extra = {"embedding_size": 16, "document_length": 48} if task == "colbert" else {}
     straight = train(task, config_for(task, tiny_model_dir, training_jsonl,
                                       tmp_path / "straight", **extra))
@@ -502,7 +501,6 @@ def test_vector_distillation_moves_the_student_toward_the_teacher(tiny_model_dir
 
 def test_gradient_checkpointing_changes_memory_not_results(no_dropout_model, training_jsonl,
                                                            tmp_path):
-
     common = {"batch_size": 4, "max_steps": 2, "learning_rate": 1e-2}
     plain = train("embedding", config_for("embedding", no_dropout_model, training_jsonl,
                                           tmp_path / "plain", **common))

@@ -52,12 +52,13 @@ def last_complete_checkpoint(folder: Path) -> Path | None:
         else:
             logger.warning("removing %s: a checkpoint that was not finished", path)
             shutil.rmtree(path)
-    return max(complete, key=lambda path: int(path.name.partition("-")[2]), default=None)
+    return max(complete, key=checkpoint_step, default=None)
 
 
 def checkpoint_step(checkpoint: Path) -> int:
-    """The optimizer step a checkpoint was saved at (its trainer state's ``global_step``)."""
-    return int(json.loads((checkpoint / TRAINER_STATE_FILE).read_text())["global_step"])
+    """The optimizer step a checkpoint was saved at: the Trainer names it
+    ``checkpoint-<global_step>``."""
+    return int(checkpoint.name.partition("-")[2])
 
 
 def finished_run(trainer: Trainer, checkpoint: Path) -> TrainOutput:
