@@ -183,3 +183,22 @@ def test_mine_and_label_cli(tiny_beir, tiny_cross_encoder, tmp_path):
     assert main(["label", "--data", str(tiny_beir), "--run", str(tmp_path / "all.run"),
                  "--teacher", str(tiny_cross_encoder), "--k", "3", "--out", str(labels)]) == 0
     assert labels.read_bytes() == first
+    onnx_labels = tmp_path / "onnx-labels.jsonl"
+    assert main(["label", "--data", str(tiny_beir), "--run", str(tmp_path / "all.run"),
+                 "--teacher", str(tiny_cross_encoder), "--k", "3", "--teacher-backend", "onnx",
+                 "--out", str(onnx_labels)]) == 0
+    for torch_row, onnx_row in zip(read_training(labels), read_training(onnx_labels),
+                                   strict=True):
+        assert onnx_row.pos == torch_row.pos and onnx_row.neg == torch_row.neg
+        assert onnx_row.pos_scores == pytest.approx(torch_row.pos_scores, abs=1e-4)
+        assert onnx_row.neg_scores == pytest.approx(torch_row.neg_scores, abs=1e-4)
+
+
+def test_teacher_backend_reaches_the_model(tiny_cross_encoder):
+    from ragsift.cli.main import build_parser
+    from ragsift.cli.label import load_teacher
+
+    args = build_parser().parse_args(["label", "--data", "d", "--run", "r", "--out", "o",
+                                      "--teacher", str(tiny_cross_encoder),
+                                      "--teacher-backend", "onnx"])
+    assert load_teacher(args).get().model.backend == "onnx"

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 
+from ragsift.models.onnx import BACKENDS
+
 
 def add_teacher_arguments(parser: argparse.ArgumentParser, required: bool) -> None:
     """``--teacher`` and the options of the teacher model."""
@@ -19,6 +21,9 @@ def add_teacher_arguments(parser: argparse.ArgumentParser, required: bool) -> No
     parser.add_argument("--teacher-max-length", type=int, default=None,
                         help="teacher max tokens (default: the model's)")
     parser.add_argument("--teacher-batch-size", type=int, default=32)
+    parser.add_argument("--teacher-backend", choices=BACKENDS, default="torch",
+                        help="torch (default), onnx (fused fp32 graph, about twice as fast on "
+                             "CPU) or onnx-int8; as `ragsift rerank --backend`")
     parser.add_argument("--shard-size", type=int, default=64,
                         help="queries per shard; finished shards survive a kill (default 64)")
 
@@ -36,7 +41,7 @@ def load_teacher(args: argparse.Namespace):
     if not args.teacher:
         return None
     resolve_model(args.teacher)
-    options = {"batch_size": args.teacher_batch_size}
+    options = {"batch_size": args.teacher_batch_size, "backend": args.teacher_backend}
     if args.teacher_max_length:
         options["max_length"] = args.teacher_max_length
     return Lazy(partial(Teacher.load, args.teacher, args.teacher_kind, **options))
