@@ -195,8 +195,8 @@ def test_mine_and_label_cli(tiny_beir, tiny_cross_encoder, tmp_path):
 
 
 def test_teacher_backend_reaches_the_model(tiny_cross_encoder):
-    from ragsift.cli.main import build_parser
     from ragsift.cli.label import load_teacher
+    from ragsift.cli.main import build_parser
 
     args = build_parser().parse_args(["label", "--data", "d", "--run", "r", "--out", "o",
                                       "--teacher", str(tiny_cross_encoder),
