@@ -14,7 +14,8 @@ trained on labels alone, in domain (the training collection's test split) and ou
 
 Usage:
     python -m benchmarks.distill_reranker --teacher MODEL --student NAME=MODEL [...] \
-        --data DIR [--data DIR ...] [--depth 30] [--max-length 256] [--limit-queries N]
+        --data DIR [--data DIR ...] [--depth 30] [--max-length 256] [--limit-queries N] \
+        [--backend torch|onnx]
 """
 
 from __future__ import annotations
@@ -25,16 +26,17 @@ import time
 from benchmarks.common import add_dataset_arguments, datasets, report
 from ragsift.evaluate import evaluate, paired_tests
 from ragsift.jobs.teacher import Teacher
+from ragsift.models.onnx import BACKENDS
 from ragsift.retrieve import BM25Retriever
 from ragsift.types import Run
 
 
-def scored_run(model: str, pairs: list[tuple[str, str, str, str]], max_length: int
-               ) -> tuple[Run, float]:
+def scored_run(model: str, pairs: list[tuple[str, str, str, str]], max_length: int,
+               backend: str = "torch") -> tuple[Run, float]:
     """The run of ``model``'s scores over ``pairs`` (query id, doc id, query, text) and its
     pairs/s (scoring only: the model is loaded and warmed on another pair first, so a
-    bi-encoder's passage cache starts empty)."""
-    teacher = Teacher.load(model, max_length=max_length)
+    bi-encoder's passage cache starts empty), on ``backend`` (torch, onnx, onnx-int8)."""
+    teacher = Teacher.load(model, max_length=max_length, backend=backend)
     teacher.score([("warm-up", "warm-up")])  # first-call costs outside the timing
     start = time.perf_counter()
     scores = teacher.score([(query, text) for _, _, query, text in pairs])
@@ -53,6 +55,8 @@ def main() -> None:
                         help="a student and its label in the table (repeatable)")
     parser.add_argument("--depth", type=int, default=30, help="BM25 candidates per query")
     parser.add_argument("--max-length", type=int, default=256, help="tokens per pair")
+    parser.add_argument("--backend", choices=BACKENDS, default="torch",
+                        help="every model's backend (default torch; onnx: the fused graph)")
     args = parser.parse_args()
     models = [("teacher", args.teacher)]
     for spec in args.student:
@@ -70,7 +74,7 @@ def main() -> None:
                  for qid, hits in candidates.items() for doc_id in hits]
         runs = {"bm25": (candidates, None)}
         for name, model in models:
-            runs[name] = scored_run(model, pairs, args.max_length)
+            runs[name] = scored_run(model, pairs, args.max_length, args.backend)
         per_query = {name: evaluate(data.qrels, run, ["ndcg@10"]).per_query["ndcg@10"]
                      for name, (run, _) in runs.items()}
         teacher_rate = runs["teacher"][1]
@@ -89,7 +93,7 @@ def main() -> None:
                          "-" if rate is None else f"{rate / teacher_rate:.2f}x"])
     report(results, ["dataset", "model", "nDCG@10", "p vs teacher", "pairs/s",
                      "speed vs teacher"], rows, args.out, depth=args.depth,
-           max_length=args.max_length, models=dict(models))
+           max_length=args.max_length, backend=args.backend, models=dict(models))
 
 
 if __name__ == "__main__":
