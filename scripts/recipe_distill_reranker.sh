@@ -4,7 +4,7 @@
 # the teacher, both students and REFERENCE (e.g. the 6-layer recipe-2 cross-encoder) reranking
 # BM25's top 30 in domain (DATA_DIR's test split) and out of domain (each OTHER_DIR, plus the
 # docstring task; OUT_OF_DOMAIN_QUERIES of each, default 100), with pairs/s on the same pairs
-# (benchmarks/distill_reranker.py).
+# (benchmarks/distill_reranker.py, every model on BACKEND, default onnx).
 # The teacher labels come from scripts/recipe_reranker.sh (its `ragsift label` step).
 # usage: scripts/recipe_distill_reranker.sh DATA_DIR TEACHER REFERENCE [OTHER_DIR ...]
 #   e.g. scripts/recipe_distill_reranker.sh ../shared/datasets/scifact models/minilm-scifact \
@@ -20,10 +20,11 @@ student=$(sed -n 's/^out: *//p' "$config")
 "$ragsift" datasets docstrings --out runs/python-docstrings
 models=(--teacher "$teacher" --student "student (distilled)=$student"
         --student "student (labels only)=$student-labels-only")
-python -m benchmarks.distill_reranker --data "$data" "${models[@]}" \
+bench=(python -m benchmarks.distill_reranker --backend "${BACKEND:-onnx}")
+"${bench[@]}" --data "$data" "${models[@]}" \
   --student "reference=$reference" --out docs/results/distill-reranker-in-domain.json
 others=()
 for other in "$@" runs/python-docstrings; do others+=(--data "$other"); done
-python -m benchmarks.distill_reranker "${others[@]}" "${models[@]}" \
+"${bench[@]}" "${others[@]}" "${models[@]}" \
   --limit-queries "${OUT_OF_DOMAIN_QUERIES:-100}" \
   --out docs/results/distill-reranker-out-of-domain.json
