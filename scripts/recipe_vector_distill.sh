@@ -14,14 +14,4 @@ config=configs/vector-distill-scifact.yaml
 student=$(sed -n 's/^out: *//p' "$config")
 teacher=$(bash scripts/fetch_mpnet.sh "${MODELS_DIR:-${RAGSIFT_CACHE_DIR:-$HOME/.cache/ragsift}/models}")
 "$ragsift" train vector-distill --config "$config" --data "$data" --set "teacher=$teacher"
-mkdir -p runs/vector-distill
-for folder in "$data" "$@"; do
-  name=$(basename "$folder")
-  runs=()
-  for model in minilm-l6 "$student"; do
-    runs+=("runs/vector-distill/$name-$(basename "$model").trec")
-    "$ragsift" search --data "$folder" --retriever "dense:$model" --out "${runs[-1]}"
-  done
-  echo "== $name: base MiniLM, then the student (p: paired tests against the base)"
-  "$ragsift" evaluate --qrels "$folder/qrels/test.tsv" --metrics ndcg@10,recall@100 "${runs[@]}"
-done
+bash scripts/compare_dense.sh runs/vector-distill "minilm-l6 $student" "$data" "$@"
