@@ -6,6 +6,7 @@
 # top 30 in domain (DATA_DIR's test split) and out of domain (each OTHER_DIR, plus the
 # docstring task; OUT_OF_DOMAIN_QUERIES of each, default 100), with pairs/s on the same pairs
 # (benchmarks/distill_reranker.py, every model on BACKEND, default onnx).
+# The teacher (models/ce-minilm-scifact) comes from scripts/recipe_reranker.sh.
 # usage: scripts/recipe_distill_reranker.sh DATA_DIR [OTHER_DIR ...]
 #   e.g. scripts/recipe_distill_reranker.sh ../shared/datasets/scifact ../shared/datasets/hotpotqa-beir
 set -euo pipefail
