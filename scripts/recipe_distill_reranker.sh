@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Distillation recipe 1 end to end (configs/reranker-student-scifact.yaml): the config's `model`
-# (a cross-encoder, the teacher) labels BM25's top 10 for each train query of DATA_DIR (int8
-# ONNX, 256-token windows), a 2-layer student cut from it is trained on the teacher's logits
-# and, as the baseline, on the labels alone; then the teacher and both students rerank BM25's
+# (a cross-encoder, the teacher) labels BM25's top 10 for each train query of DATA_DIR
+# (scripts/label_bm25_top.sh; labels already there are kept), a 2-layer student cut from it
+# is trained on the teacher's logits and, as the baseline, on the labels alone; then the teacher and both students rerank BM25's
 # top 30 in domain (DATA_DIR's test split) and out of domain (each OTHER_DIR, plus the
 # docstring task; OUT_OF_DOMAIN_QUERIES of each, default 100), with pairs/s on the same pairs
 # (benchmarks/distill_reranker.py, every model on BACKEND, default onnx).
@@ -16,10 +16,7 @@ ragsift=${RAGSIFT:-ragsift}
 config=configs/reranker-student-scifact.yaml
 setting() { sed -n "s/^$1: *//p" "$config"; }
 teacher=$(setting model) labels=$(setting data) student=$(setting out)
-mkdir -p "$(dirname "$labels")"
-"$ragsift" search --data "$data" --split train --retriever bm25 --k 10 --out "${labels%.jsonl}.bm25.trec"
-"$ragsift" label --data "$data" --split train --run "${labels%.jsonl}.bm25.trec" \
-  --teacher "$teacher" --teacher-backend onnx-int8 --teacher-max-length 256 --k 10 --out "$labels"
+bash scripts/label_bm25_top.sh "$data" "$teacher" "$labels"
 "$ragsift" train reranker --config "$config"
 "$ragsift" train reranker --config "$config" --set distill= --out "$student-labels-only"
 "$ragsift" datasets docstrings --out runs/python-docstrings

@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from ragsift.data.beir import load_corpus
+from ragsift.data.beir import load_beir, load_corpus
 from ragsift.errors import DataFormatError, RagsiftError
 from ragsift.jobs.sharded import shards_dir
 from ragsift.jobs.synthesize import (
@@ -18,6 +18,7 @@ from ragsift.jobs.synthesize import (
     query_prompt,
     round_trip_filter,
     synthesize_queries,
+    synthetic_beir,
 )
 from ragsift.rag.generator import Generator
 from ragsift.retrieve.bm25 import BM25Retriever
@@ -170,6 +171,24 @@ def test_round_trip_filter_keeps_queries_that_find_their_own_document(tiny_beir,
         round_trip_filter(raw, corpus, BM25Retriever(), out)
 
 
+def test_synthetic_queries_become_a_beir_split(tiny_beir, tmp_path):
+    corpus = load_corpus(tiny_beir)
+    rows = [{"query": "iron tower", "pos_ids": ["d5"], "query_id": "synth-d5"},
+            {"query": "wolves", "pos_ids": ["d2", "d7"]},  # no id: synth-<source>
+            {"query": "a repeat", "pos_ids": ["d5"], "query_id": "synth-d5"}]  # first row wins
+    rows_file = tmp_path / "kept.jsonl"
+    rows_file.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    folder = synthetic_beir(rows_file, corpus, tmp_path / "beir")
+    exported = load_beir(folder, "train")
+    assert exported.queries == {"synth-d5": "iron tower", "synth-d2": "wolves"}
+    assert exported.qrels == {"synth-d5": {"d5": 1}, "synth-d2": {"d2": 1}}
+    assert exported.corpus == corpus
+    rows_file.write_text(json.dumps({"query": " ", "pos_ids": ["d5"]}) + "\n")
+    with pytest.raises(DataFormatError, match=r"kept.jsonl, line 1.*query"):
+        synthetic_beir(rows_file, corpus, tmp_path / "beir")
+    assert load_beir(folder, "train").queries["synth-d5"] == "iron tower"  # left as it was
+
+
 def test_cli_writes_rows_that_embedding_training_loads(tiny_llm, tiny_beir, tmp_path, capsys):
     from ragsift.cli.main import main
     from ragsift.train.data import TrainingItems, load_examples
@@ -202,8 +221,13 @@ def test_cli_writes_rows_that_embedding_training_loads(tiny_llm, tiny_beir, tmp_
     edited = [json.loads(line) for line in generated]
     edited[0]["query"] = edited[0]["pos"][0]
     raw.write_text("".join(json.dumps(row) + "\n" for row in edited))
-    assert main(["synth", "--data", str(tiny_beir), "--filter-only", "--out", str(out)]) == 0
+    beir = tmp_path / "synth-beir"
+    assert main(["synth", "--data", str(tiny_beir), "--filter-only", "--out", str(out),
+                 "--beir", str(beir), "--beir-split", "synth"]) == 0
     assert rows_of(out) == [edited[0]]
+    exported = load_beir(beir, "synth")
+    assert exported.queries == {edited[0]["query_id"]: edited[0]["query"]}
+    assert exported.qrels == {edited[0]["query_id"]: {edited[0]["pos_ids"][0]: 1}}
     assert [e.query for e in load_examples(out)] == [edited[0]["query"]]
     assert main(command[:-2] + ["--template", "no passage", "--out", str(out)]) == 1
     assert "must contain {passage}" in capsys.readouterr().err

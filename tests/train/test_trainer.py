@@ -401,7 +401,9 @@ def test_llm_embedder_with_lasttoken_pooling_prompts_and_lora(tiny_llm, training
                                peer.encode(SENTENCES, prompt_name="query"), atol=1e-5)
 
 
-def test_embedding_distillation_loss_is_the_kl_to_the_teacher(no_dropout_model, tmp_path):
+@pytest.mark.parametrize("label_weight", [0.0, 0.5])
+def test_embedding_distillation_loss_is_the_kl_to_the_teacher_plus_weighted_info_nce(
+        no_dropout_model, tmp_path, label_weight):
     from ragsift.data.training import TrainingExample, write_training
     from ragsift.models.bi_encoder import BiEncoder
     from ragsift.train.data import TrainingItems, load_examples
@@ -415,21 +417,31 @@ def test_embedding_distillation_loss_is_the_kl_to_the_teacher(no_dropout_model, 
             pos_scores=[5.0 - i] * len(QRELS[qid]), neg_scores=[1.0, float(i)]))
     path = tmp_path / "labelled.jsonl"
     write_training(examples, path)
-    items = TrainingItems(load_examples(path), negatives=2, seed=0)
+    items = [item for item in TrainingItems(load_examples(path), negatives=2, seed=0)]
     config = config_for("embedding", no_dropout_model, path, tmp_path / "student",
                         distill="kl", distill_teacher_temperature=0.5,
-                        batch_size=len(items), max_steps=1)
+                        distill_label_weight=label_weight, batch_size=len(items), max_steps=1)
     out = train("embedding", config)
     first = json.loads((out / REPORT_FILE).read_text())["losses"][0]["loss"]
     encoder = BiEncoder.from_pretrained(no_dropout_model, device="cpu")
-    expected = []
-    for item in (items[i] for i in range(len(items))):
+    batch_docs = [item.positive for item in items] + [n for item in items for n in item.negatives]
+    vectors = encoder.encode(batch_docs)
+    kl, info_nce = [], []
+    for i, item in enumerate(items):
         q = encoder.encode([item.query])[0]
-        d = encoder.encode([item.positive, *item.negatives])
-        student = torch.log_softmax(torch.tensor(d @ q / config.temperature), 0)
+        student = torch.log_softmax(torch.tensor(encoder.encode(
+            [item.positive, *item.negatives]) @ q / config.temperature), 0)
         teacher = torch.log_softmax(torch.tensor(item.scores) / 0.5, 0)
-        expected.append(float((teacher.exp() * (teacher - student)).sum()))
-    assert first == pytest.approx(float(np.mean(expected)), rel=1e-4)
+        kl.append(float((teacher.exp() * (teacher - student)).sum()))
+        # the whole batch as candidates, the query's other known positives left out
+        qid = next(k for k, v in QUERIES.items() if v == item.query)
+        known = {text(d) for d in QRELS[qid]}
+        logits = [float(vectors[j] @ q) / config.temperature for j, doc in enumerate(batch_docs)
+                  if j == i or doc not in known]
+        target = float(vectors[i] @ q) / config.temperature
+        info_nce.append(float(torch.logsumexp(torch.tensor(logits), 0)) - target)
+    expected = np.mean(kl) + label_weight * np.mean(info_nce)
+    assert first == pytest.approx(float(expected), rel=1e-4)
 
 
 def test_distillation_texts_keep_other_splits_queries_out(tiny_beir):

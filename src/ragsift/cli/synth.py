@@ -2,12 +2,14 @@
 
 CLI contract: ``ragsift synth --data DIR --generator MODEL [--docs N] [--seed S]
 [--template TEXT] [--max-new-tokens 32] [--batch-size 8] [--shard-size 64] [--retriever bm25]
-[--round-trip-k 3] [--no-filter | --filter-only] --out FILE.jsonl``
+[--round-trip-k 3] [--no-filter | --filter-only] --out FILE.jsonl [--beir DIR]``
 
 The generated rows go to ``FILE.raw.jsonl`` beside ``--out`` (to ``--out`` itself with
 ``--no-filter``); the rows that pass the round-trip filter go to ``--out``. ``--filter-only``
 filters an existing ``FILE.raw.jsonl`` again (e.g. with another ``--retriever`` or
-``--round-trip-k``) without generating.
+``--round-trip-k``) without generating. ``--beir DIR`` also writes the kept queries as a BEIR
+folder (split ``--beir-split``, default train), which ``ragsift label`` and ``ragsift mine``
+read: the way to teacher labels for an unlabelled corpus (GPL).
 """
 
 from __future__ import annotations
@@ -61,6 +63,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     mode.add_argument("--filter-only", action="store_true",
                       help="do not generate; filter the existing OUT.raw.jsonl again")
     parser.add_argument("--out", required=True, metavar="FILE.jsonl")
+    parser.add_argument("--beir", default=None, metavar="DIR",
+                        help="also write the kept queries as a BEIR folder (the corpus, the "
+                             "queries, qrels judging each query's source document relevant), "
+                             "for ragsift search / label / mine")
+    parser.add_argument("--beir-split", default="train", metavar="SPLIT",
+                        help="the qrels split of --beir (default train)")
     add_retriever_arguments(parser, required=False)
     for action in parser._actions:
         if action.dest == "batch_size":  # one batch size for the generator and the encoder
@@ -76,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
         choose_documents,
         round_trip_filter,
         synthesize_queries,
+        synthetic_beir,
     )
 
     out = Path(args.out)
@@ -104,4 +113,6 @@ def run(args: argparse.Namespace) -> int:
         synthesize_queries(corpus, generator, raw, ids, template, args.shard_size)
     if not args.no_filter:
         round_trip_filter(raw, corpus, retriever_from_args(args), out, k=args.round_trip_k)
+    if args.beir:
+        synthetic_beir(out, corpus, args.beir, args.beir_split)
     return 0

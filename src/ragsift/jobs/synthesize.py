@@ -18,6 +18,10 @@ Two steps:
    round-trip consistency filter of Promptagator), so that queries too vague to find their
    own passage are dropped.
 
+:func:`synthetic_beir` writes the kept queries as a BEIR folder (each query judges its source
+document relevant), so that every tool that reads BEIR takes them: ``ragsift search``,
+``ragsift label`` (a teacher scores their candidates: GPL's pseudo labels) and ``ragsift mine``.
+
 Documents are all of the corpus or a seeded sample of it (:func:`choose_documents`), in sorted
 id order.
 
@@ -256,6 +260,30 @@ def _claim_shards(out: str | Path, settings: dict[str, Any]) -> None:
         handle.write(json.dumps(settings))
 
 
+def read_synthetic_rows(rows_file: str | Path, corpus: Corpus) -> list[dict[str, Any]]:
+    """The rows of ``rows_file`` (as :func:`synthesize_queries` writes them), checked: each has
+    a non-empty ``query`` and ``pos_ids`` whose first id, the source document, is in
+    ``corpus``.
+
+    Raises:
+        DataFormatError: the first row that fails, by file, line and field.
+    """
+    rows: list[dict[str, Any]] = []
+    for line, row in read_jsonl(rows_file):
+        query, sources = row.get("query"), field_list(row, "pos_ids", rows_file, line, str)
+        if not isinstance(query, str) or not query.strip():
+            raise DataFormatError(rows_file, line, "query", "expected a non-empty string")
+        if not sources:
+            raise DataFormatError(rows_file, line, "pos_ids",
+                                  "needs the source document id (as ragsift synth writes)")
+        if sources[0] not in corpus:
+            raise DataFormatError(rows_file, line, "pos_ids",
+                                  f"document {sources[0]!r} is not in the corpus: use the "
+                                  f"corpus the queries were generated from")
+        rows.append(row)
+    return rows
+
+
 def round_trip_filter(rows_file: str | Path, corpus: Corpus, retriever: Retriever,
                       out: str | Path, k: int = 3) -> RoundTripResult:
     """Keep the rows of ``rows_file`` whose query finds its own source document.
@@ -282,19 +310,7 @@ def round_trip_filter(rows_file: str | Path, corpus: Corpus, retriever: Retrieve
     """
     if k < 1:
         raise RagsiftError(f"round-trip k must be at least 1, got {k}")
-    rows: list[dict[str, Any]] = []
-    for line, row in read_jsonl(rows_file):
-        query, sources = row.get("query"), field_list(row, "pos_ids", rows_file, line, str)
-        if not isinstance(query, str) or not query.strip():
-            raise DataFormatError(rows_file, line, "query", "expected a non-empty string")
-        if not sources:
-            raise DataFormatError(rows_file, line, "pos_ids",
-                                  "needs the source document id (as ragsift synth writes)")
-        if sources[0] not in corpus:
-            raise DataFormatError(rows_file, line, "pos_ids",
-                                  f"document {sources[0]!r} is not in the corpus: filter with "
-                                  f"the corpus the queries were generated from")
-        rows.append(row)
+    rows = read_synthetic_rows(rows_file, corpus)
     run = {}
     if rows:
         retriever.index(corpus)
@@ -310,3 +326,31 @@ def round_trip_filter(rows_file: str | Path, corpus: Corpus, retriever: Retrieve
                 "wrote %s", kept, len(rows), k, out)
     return result
 
+
+def synthetic_beir(rows_file: str | Path, corpus: Corpus, folder: str | Path,
+                   split: str = "train") -> Path:
+    """Write the synthetic queries of ``rows_file`` as a BEIR folder and return it.
+
+    The folder holds all of ``corpus``, the rows' queries (ids ``query_id``, else
+    ``synth-<source id>``; a repeated id keeps its first row) and ``qrels/<split>.tsv`` judging
+    each query's source document (``pos_ids[0]``) relevant with grade 1. The folder is
+    replaced atomically.
+
+    Raises:
+        DataFormatError: a malformed row (:func:`read_synthetic_rows`).
+    """
+    from ragsift.data.beir import BeirDataset
+    from ragsift.data.beir_write import write_beir
+
+    queries: dict[str, str] = {}
+    qrels: dict[str, dict[str, int]] = {}
+    for row in read_synthetic_rows(rows_file, corpus):
+        source = row["pos_ids"][0]
+        query_id = str(row.get("query_id") or f"synth-{source}")
+        if query_id not in queries:
+            queries[query_id] = row["query"]
+            qrels[query_id] = {source: 1}
+    dataset = BeirDataset(dict(corpus), queries, qrels, Path(folder), split)
+    write_beir(dataset, folder)
+    logger.info("wrote %d synthetic queries as BEIR split %r of %s", len(queries), split, folder)
+    return Path(folder)

@@ -110,7 +110,9 @@ class EmbeddingConfig(TrainConfig, LoraSettings, DistillSettings):
     """Bi-encoder: InfoNCE over in-batch and hard negatives, optionally MRL.
 
     ``matryoshka_dims`` (e.g. ``[384, 256, 128, 64]``) with ``matryoshka_weights`` wraps the
-    loss in MRL. ``gather`` shares negatives across processes under torchrun.
+    loss in MRL. ``gather`` shares negatives across processes under torchrun. With teacher
+    scores, ``distill`` compares each query's own group with the teacher's scores and
+    ``distill_label_weight`` ``w`` adds ``w`` times the InfoNCE above.
     """
 
     temperature: float = 0.05

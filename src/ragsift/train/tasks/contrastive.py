@@ -100,10 +100,13 @@ def own_group_scores(queries: torch.Tensor, docs: torch.Tensor) -> torch.Tensor:
 
 
 def distillation_loss(student: torch.Tensor, batch: dict[str, torch.Tensor], method: str,
-                      settings: DistillSettings) -> torch.Tensor:
+                      settings: DistillSettings,
+                      labels: Callable[[], torch.Tensor] | None = None) -> torch.Tensor:
     """KL (at the settings' temperatures) or MarginMSE of ``(B, G)`` student scores against the
-    batch's ``teacher_scores``, plus ``T^2 * w * listwise_ce(s, T)`` (the positive in column 0)
-    when the settings' ``distill_label_weight`` ``w`` is above 0."""
+    batch's ``teacher_scores``, plus a label term when the settings' ``distill_label_weight``
+    ``w`` is above 0: ``w * labels()`` when ``labels`` is given (a bi-encoder's InfoNCE over
+    in-batch and hard negatives, which the teacher's own-group scores cannot supply), else
+    ``T^2 * w * listwise_ce(s, T)`` over the group (the positive in column 0)."""
     if "teacher_scores" not in batch:
         raise ValueError("distill is set but the training data has no teacher scores "
                          "(pos_scores/neg_scores, as ragsift label writes)")
@@ -114,7 +117,9 @@ def distillation_loss(student: torch.Tensor, batch: dict[str, torch.Tensor], met
                                settings.distill_teacher_temperature or None)
     else:
         loss = margin_mse(student, teacher)
-    if settings.distill_label_weight > 0:
-        loss = loss + (settings.distill_label_weight * temperature ** 2
-                       * listwise_ce(student, temperature))
+    weight = settings.distill_label_weight
+    if weight > 0:
+        label_loss = labels() if labels is not None else \
+            temperature ** 2 * listwise_ce(student, temperature)
+        loss = loss + weight * label_loss
     return loss

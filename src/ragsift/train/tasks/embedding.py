@@ -132,7 +132,8 @@ class EmbeddingTask(TrainingTask):
         queries, docs = outputs
         if config.distill:
             return distillation_loss(own_group_scores(queries, docs) / config.temperature,
-                                     batch, config.distill, config)
+                                     batch, config.distill, config,
+                                     labels=lambda: contrastive(queries, docs))
         if config.matryoshka_dims:
             return matryoshka(contrastive, queries, docs, config.matryoshka_dims,
                               config.matryoshka_weights)
