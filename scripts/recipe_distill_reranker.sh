@@ -2,10 +2,11 @@
 # Distillation recipe 1 end to end (configs/reranker-student-scifact.yaml): the config's `model`
 # (a cross-encoder, the teacher) labels BM25's top 10 for each train query of DATA_DIR
 # (scripts/label_bm25_top.sh; labels already there are kept), a 2-layer student cut from it
-# is trained on the teacher's logits and, as the baseline, on the labels alone; then the teacher and both students rerank BM25's
-# top 30 in domain (DATA_DIR's test split) and out of domain (each OTHER_DIR, plus the
-# docstring task; OUT_OF_DOMAIN_QUERIES of each, default 100), with pairs/s on the same pairs
-# (benchmarks/distill_reranker.py, every model on BACKEND, default onnx).
+# is trained on the teacher's logits and, as the baseline, on the labels alone; then the
+# teacher and both students rerank BM25's top 30 in domain (DATA_DIR's test split) and out of
+# domain (each OTHER_DIR, plus the docstring task; OUT_OF_DOMAIN_QUERIES of each, default
+# 100), with pairs/s on the same pairs (benchmarks/distill_reranker.py, every model on
+# BACKEND, default onnx).
 # The teacher (models/ce-minilm-scifact) comes from scripts/recipe_reranker.sh.
 # usage: scripts/recipe_distill_reranker.sh DATA_DIR [OTHER_DIR ...]
 #   e.g. scripts/recipe_distill_reranker.sh ../shared/datasets/scifact ../shared/datasets/hotpotqa-beir
