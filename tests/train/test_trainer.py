@@ -70,17 +70,19 @@ def test_reranker_output_loads_as_a_cross_encoder(tiny_model_dir, training_jsonl
                                atol=1e-5)
 
 
-@pytest.mark.parametrize(("layers_from", "source"), [("first", 0), ("uniform", 1)])
+@pytest.mark.parametrize(("layers_from", "source"), [("first", 0), ("uniform", 1), (None, 1)])
 def test_reranker_student_keeps_the_chosen_layers(tiny_model_dir, training_jsonl, tmp_path,
                                                   layers_from, source):
+    """``None``: the default keeps the last layer (the one that fills [CLS])."""
     st = pytest.importorskip("sentence_transformers")
     from transformers import AutoModel
 
     from ragsift.rerank import Reranker
     from ragsift.train.tasks.reranker import RerankerTask
 
+    chosen = {"layers_from": layers_from} if layers_from else {}
     config = config_for("reranker", tiny_model_dir, training_jsonl, tmp_path / "ce", layers=1,
-                        layers_from=layers_from, max_steps=2)
+                        max_steps=2, **chosen)
     student = RerankerTask(config).module.model
     full = AutoModel.from_pretrained(tiny_model_dir)
     assert student.config.num_hidden_layers == 1 and len(student.bert.encoder.layer) == 1
