@@ -7,13 +7,15 @@ teacher and every student (any ragsift reranker, or a bi-encoder, loaded like ``
 model: nDCG@10 of the reranked run, the paired randomization p-value of its per-query nDCG@10
 against the teacher's, pairs/s (wall time of loading nothing but scoring every pair, one
 pass, same torch threads) and its speed relative to the teacher. BM25 alone is the first row.
+A student given as ``NAME=MODEL@LENGTH`` scores at ``LENGTH`` tokens per window instead of
+``--max-length`` (a student trained on short inputs is also meant to be run on them).
 
 Typical use (issue 6, recipe 1): the teacher, a student distilled from it and the same student
 trained on labels alone, in domain (the training collection's test split) and out of domain
 (other BEIR folders, e.g. the docstring task of ``ragsift datasets docstrings``).
 
 Usage:
-    python -m benchmarks.distill_reranker --teacher MODEL --student NAME=MODEL [...] \
+    python -m benchmarks.distill_reranker --teacher MODEL --student NAME=MODEL[@LENGTH] [...] \
         --data DIR [--data DIR ...] [--depth 30] [--max-length 256] [--limit-queries N] \
         [--backend torch|onnx]
 """
@@ -47,24 +49,44 @@ def scored_run(model: str, pairs: list[tuple[str, str, str, str]], max_length: i
     return run, len(pairs) / seconds
 
 
+def student_spec(spec: str, max_length: int) -> tuple[str, str, int]:
+    """``NAME=MODEL[@LENGTH]`` -> (name, model, tokens per window; ``max_length`` without
+    ``@LENGTH``).
+
+    Raises:
+        ValueError: no ``=``, or something other than a positive number after ``@``.
+    """
+    name, sep, model = spec.partition("=")
+    if not sep or not name or not model:
+        raise ValueError(f"--student {spec!r}: expected NAME=MODEL[@LENGTH]")
+    if "@" not in model:
+        return name, model, max_length
+    model, _, length = model.rpartition("@")
+    if not length.isdigit() or int(length) == 0:
+        raise ValueError(f"--student {spec!r}: LENGTH after @ must be a number of tokens")
+    return name, model, int(length)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_dataset_arguments(parser)
     parser.add_argument("--teacher", required=True, help="the teacher model")
-    parser.add_argument("--student", action="append", default=[], metavar="NAME=MODEL",
-                        help="a student and its label in the table (repeatable)")
+    parser.add_argument("--student", action="append", default=[], metavar="NAME=MODEL[@LENGTH]",
+                        help="a student and its label in the table, optionally its own tokens "
+                             "per window (repeatable)")
     parser.add_argument("--depth", type=int, default=30, help="BM25 candidates per query")
     parser.add_argument("--max-length", type=int, default=256, help="tokens per pair")
     parser.add_argument("--backend", choices=BACKENDS, default="torch",
                         help="every model's backend (default torch; onnx: the fused graph)")
     args = parser.parse_args()
-    models = [("teacher", args.teacher)]
+    models = [("teacher", args.teacher, args.max_length)]
     for spec in args.student:
-        name, sep, path = spec.partition("=")
-        if not sep:
-            parser.error(f"--student {spec!r}: expected NAME=MODEL")
-        models.append((name, path))
+        try:
+            models.append(student_spec(spec, args.max_length))
+        except ValueError as error:
+            parser.error(str(error))
 
+    lengths = {name: (model, max_length) for name, model, max_length in models}
     results, rows = [], []
     for dataset, data in datasets(args):
         bm25 = BM25Retriever()
@@ -73,8 +95,8 @@ def main() -> None:
         pairs = [(qid, doc_id, data.queries[qid], data.corpus[doc_id].full_text())
                  for qid, hits in candidates.items() for doc_id in hits]
         runs = {"bm25": (candidates, None)}
-        for name, model in models:
-            runs[name] = scored_run(model, pairs, args.max_length, args.backend)
+        for name, model, max_length in models:
+            runs[name] = scored_run(model, pairs, max_length, args.backend)
         per_query = {name: evaluate(data.qrels, run, ["ndcg@10"]).per_query["ndcg@10"]
                      for name, (run, _) in runs.items()}
         teacher_rate = runs["teacher"][1]
@@ -83,8 +105,9 @@ def main() -> None:
             ndcg = sum(scores.values()) / len(scores)
             p = None if name == "teacher" else \
                 paired_tests(per_query["teacher"], scores, "ndcg@10").randomization_p
-            model = dict(models).get(name, "bm25")
-            results.append({"dataset": dataset, "name": name, "model": model, "ndcg@10": ndcg,
+            model, max_length = lengths.get(name, ("bm25", None))
+            results.append({"dataset": dataset, "name": name, "model": model,
+                            "max_length": max_length, "ndcg@10": ndcg,
                             "p_vs_teacher": p, "pairs_per_s": rate,
                             "speed_vs_teacher": rate / teacher_rate if rate else None,
                             "queries": len(scores), "pairs": len(pairs)})
@@ -93,7 +116,8 @@ def main() -> None:
                          "-" if rate is None else f"{rate / teacher_rate:.2f}x"])
     report(results, ["dataset", "model", "nDCG@10", "p vs teacher", "pairs/s",
                      "speed vs teacher"], rows, args.out, depth=args.depth,
-           max_length=args.max_length, backend=args.backend, models=dict(models))
+           max_length=args.max_length, backend=args.backend,
+           models={name: model for name, (model, _) in lengths.items()})
 
 
 if __name__ == "__main__":

@@ -5,6 +5,10 @@ keeps ``n`` layers spread over the depth, the ``m``-th student layer taken from 
 ``(m + 1) * L // n - 1`` of ``L`` (TinyBERT's uniform mapping; the last layer is always kept,
 so the student ends on the representation the model was trained to output). For MiniLM-L6 and
 ``n`` = 2: ``first`` -> [0, 1], ``uniform`` -> [2, 5].
+
+``uniform`` is the default: a model trained with mean pooling (all-MiniLM-L6-v2) fills its
+[CLS] state only in the last layer, so a cross-encoder head over the first layers' [CLS] has
+nothing to read and does not learn.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import torch
 LayerChoice = Literal["first", "uniform"]
 
 
-def chosen_layers(total: int, keep: int, choice: LayerChoice = "first") -> list[int]:
+def chosen_layers(total: int, keep: int, choice: LayerChoice = "uniform") -> list[int]:
     """Indices (ascending) of the ``keep`` layers of a ``total``-layer model to keep.
 
     Raises:
