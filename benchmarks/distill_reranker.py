@@ -79,14 +79,14 @@ def main() -> None:
     parser.add_argument("--backend", choices=BACKENDS, default="torch",
                         help="every model's backend (default torch; onnx: the fused graph)")
     args = parser.parse_args()
-    models = [("teacher", args.teacher, args.max_length)]
+    models = {"teacher": (args.teacher, args.max_length)}  # name -> (model, tokens per window)
     for spec in args.student:
         try:
-            models.append(student_spec(spec, args.max_length))
+            name, model, max_length = student_spec(spec, args.max_length)
         except ValueError as error:
             parser.error(str(error))
+        models[name] = (model, max_length)
 
-    lengths = {name: (model, max_length) for name, model, max_length in models}
     results, rows = [], []
     for dataset, data in datasets(args):
         bm25 = BM25Retriever()
@@ -95,7 +95,7 @@ def main() -> None:
         pairs = [(qid, doc_id, data.queries[qid], data.corpus[doc_id].full_text())
                  for qid, hits in candidates.items() for doc_id in hits]
         runs = {"bm25": (candidates, None)}
-        for name, model, max_length in models:
+        for name, (model, max_length) in models.items():
             runs[name] = scored_run(model, pairs, max_length, args.backend)
         per_query = {name: evaluate(data.qrels, run, ["ndcg@10"]).per_query["ndcg@10"]
                      for name, (run, _) in runs.items()}
@@ -105,7 +105,7 @@ def main() -> None:
             ndcg = sum(scores.values()) / len(scores)
             p = None if name == "teacher" else \
                 paired_tests(per_query["teacher"], scores, "ndcg@10").randomization_p
-            model, max_length = lengths.get(name, ("bm25", None))
+            model, max_length = models.get(name, ("bm25", None))
             results.append({"dataset": dataset, "name": name, "model": model,
                             "max_length": max_length, "ndcg@10": ndcg,
                             "p_vs_teacher": p, "pairs_per_s": rate,
@@ -117,7 +117,7 @@ def main() -> None:
     report(results, ["dataset", "model", "nDCG@10", "p vs teacher", "pairs/s",
                      "speed vs teacher"], rows, args.out, depth=args.depth,
            max_length=args.max_length, backend=args.backend,
-           models={name: model for name, (model, _) in lengths.items()})
+           models={name: model for name, (model, _) in models.items()})
 
 
 if __name__ == "__main__":
