@@ -3,10 +3,10 @@
 # (a cross-encoder, the teacher) labels BM25's top 10 for each train query of DATA_DIR and for
 # each synthetic query SmolLM2 writes for DOCS of its documents (scripts/label_bm25_top.sh,
 # scripts/synth_queries.sh; env DOCS, default 1000, the measured run used 700; labels already
-# there are kept), a 2-layer student cut from it is trained on the teacher's logits and, as
-# the baseline, on the labels alone; then the teacher and both students rerank BM25's top 30
-# in domain (DATA_DIR's test split) and out of domain (each OTHER_DIR, plus the docstring
-# task; OUT_OF_DOMAIN_QUERIES of each, default 100), with pairs/s on the same pairs
+# there are kept), a 2-layer student cut from it is trained on the teacher's logits and token
+# states and, as the baseline, on the labels alone; then the teacher and both students rerank
+# BM25's top 30 in domain (DATA_DIR's test split) and out of domain (each OTHER_DIR, plus the
+# docstring task; OUT_OF_DOMAIN_QUERIES of each, default 100), with pairs/s on the same pairs
 # (benchmarks/distill_reranker.py, every model on BACKEND, default onnx).
 # The teacher (models/ce-minilm-scifact) comes from scripts/recipe_reranker.sh.
 # usage: scripts/recipe_distill_reranker.sh DATA_DIR [OTHER_DIR ...]
@@ -27,7 +27,8 @@ bash scripts/label_bm25_top.sh "$synth-beir" "$teacher" "${labels%.jsonl}-synth.
 cat "${labels%.jsonl}-train.jsonl" "${labels%.jsonl}-synth.jsonl" > "$labels.tmp"
 mv "$labels.tmp" "$labels"
 "$ragsift" train reranker --config "$config"
-"$ragsift" train reranker --config "$config" --set distill= --out "$student-labels-only"
+"$ragsift" train reranker --config "$config" --set distill= --set hidden_distill_weight=0 \
+  --out "$student-labels-only"
 "$ragsift" datasets docstrings --out runs/python-docstrings
 models=(--teacher "$teacher" --student "student (distilled)=$student"
         --student "student (labels only)=$student-labels-only")

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from ragsift.train.losses import (
+    hidden_state_mse,
     info_nce,
     kl_distillation,
     listwise_ce,
@@ -108,6 +109,22 @@ def test_distillation_losses_by_hand():
     assert margin_mse(student, teacher).item() == pytest.approx(0.0, abs=1e-7)
     shifted = torch.tensor([[1.0, 0.5, -1.0]])  # margins (0.5, 2) vs (1, 2)
     assert margin_mse(shifted, teacher).item() == pytest.approx(0.25 / 2, abs=1e-7)
+
+
+def test_hidden_state_mse_by_hand_ignores_padding():
+    # two sequences of 2 positions, 2 dimensions; the second one's last position is padding
+    mask = torch.tensor([[1, 1], [1, 0]])
+    student_0 = torch.tensor([[[1.0, 2.0], [0.0, 0.0]], [[3.0, 3.0], [99.0, -99.0]]])
+    teacher_0 = torch.tensor([[[1.0, 0.0], [1.0, 1.0]], [[3.0, 4.0], [0.0, 0.0]]])
+    student_1 = torch.zeros(2, 2, 2)
+    teacher_1 = torch.full((2, 2, 2), 2.0)
+    # layer 0: squared differences of the 3 real tokens 4 + 0, 1 + 1, 0 + 1 over 3 x 2 values
+    # layer 1: every value differs by 2 -> 4
+    expected = (7 / 6 + 4) / 2
+    assert hidden_state_mse([student_0, student_1], [teacher_0, teacher_1], mask).item() == \
+        pytest.approx(expected, abs=1e-6)
+    with pytest.raises(ValueError, match="1 student and 2 teacher"):
+        hidden_state_mse([student_0], [teacher_0, teacher_1], mask)
 
 
 def test_distillation_with_labels_adds_the_scaled_cross_entropy_by_hand():

@@ -99,6 +99,44 @@ def test_reranker_student_keeps_the_chosen_layers(tiny_model_dir, training_jsonl
         RerankerTask(config_for("reranker", tiny_model_dir, training_jsonl, tmp_path, layers=3))
 
 
+def test_a_cut_student_learns_the_hidden_states_of_the_model_it_was_cut_from(
+        tiny_model_dir, training_jsonl, tmp_path):
+    """Student layer 0 is the full model's layer 1: its states 0 and 1 are matched with the
+    full model's embedding output and the output of layer 1 (hidden state 2)."""
+    st = pytest.importorskip("sentence_transformers")
+    from transformers import AutoModel
+
+    from ragsift.train.tasks.reranker import RerankerTask
+
+    config = config_for("reranker", tiny_model_dir, training_jsonl, tmp_path / "ce", layers=1,
+                        hidden_distill_weight=3.0, max_steps=2)
+    task = RerankerTask(config)
+    full = AutoModel.from_pretrained(tiny_model_dir).eval()
+    # the frozen full model is not part of what is optimised and checkpointed
+    assert set(task.module.state_dict()) == {f"model.{n}" for n in task.module.model.state_dict()}
+    assert not any(".layer.1." in name for name in task.module.state_dict())
+    items = task.dataset()
+    batch = task.collate([items[0], items[1]])
+    inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
+    task.module.eval()
+    scores, hidden = task.module(**inputs)
+    with torch.no_grad():
+        states = task.module.model(**inputs, output_hidden_states=True).hidden_states
+        reference = full(**inputs, output_hidden_states=True).hidden_states
+    real = inputs["attention_mask"].bool()
+    expected = (((states[0] - reference[0]) ** 2)[real].mean()
+                + ((states[1] - reference[2]) ** 2)[real].mean()) / 2
+    assert expected.item() > 1e-6  # one layer does not do what two did
+    assert hidden.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert task.loss((scores, hidden), batch).item() == pytest.approx(
+        task.loss(scores, batch).item() + 3.0 * expected.item(), rel=1e-5)
+    out = train("reranker", config)
+    assert st.CrossEncoder(str(out), device="cpu").model.config.num_hidden_layers == 1
+    with pytest.raises(ValueError, match="hidden_distill_weight needs layers"):
+        RerankerTask(config_for("reranker", tiny_model_dir, training_jsonl, tmp_path,
+                                hidden_distill_weight=1.0))
+
+
 @pytest.mark.parametrize(("distill", "scale"), [("kl", 20.0), ("", 1.0)])
 def test_a_kl_student_is_saved_with_its_temperature_folded_in(tiny_model_dir, training_jsonl,
                                                              tmp_path, distill, scale):

@@ -30,6 +30,11 @@ from ragsift.rerank.base import Reranker
 logger = logging.getLogger(__name__)
 
 
+def pair_scores(logits: torch.Tensor) -> torch.Tensor:
+    """The raw score of each pair from a head's ``(N, 1)`` or ``(N, 2)`` logits."""
+    return logits[:, 0] if logits.shape[1] == 1 else logits[:, 1] - logits[:, 0]
+
+
 class CrossEncoderReranker(Reranker):
     """A cross-encoder behind the :class:`Reranker` API.
 
@@ -101,8 +106,7 @@ class CrossEncoderReranker(Reranker):
                 else:
                     logits = self.model(**{k: v.to(self.device)
                                            for k, v in features.items()}).logits
-                raw = logits[:, 0] if logits.shape[1] == 1 else logits[:, 1] - logits[:, 0]
-                out[batch] = raw.float().cpu().numpy()
+                out[batch] = pair_scores(logits).float().cpu().numpy()
         return out
 
     def save(self, path: str | os.PathLike[str]) -> Path:

@@ -141,12 +141,20 @@ class RerankerConfig(TrainConfig, DistillSettings):
     (:mod:`ragsift.models.layers`). The head reads [CLS], and a model trained with mean pooling
     (all-MiniLM-L6-v2) only puts the input into [CLS] in its last layer: its spread across
     inputs relative to its size is 0.02-0.21 after layers 1-5 and 0.94 after layer 6, so a
-    student made of the first layers starts from a constant (docs/training.md)."""
+    student made of the first layers starts from a constant (docs/training.md).
+
+    ``hidden_distill_weight`` ``w`` > 0 (with ``layers``) also teaches the cut student the
+    token states of the full model it was cut from, TinyBERT's hidden-state distillation:
+    ``w * hidden_state_mse`` between the student's embedding output and each of its layers'
+    outputs and the full model's embedding output and the outputs of the layers they were
+    taken from (:func:`ragsift.train.losses.hidden_state_mse`). The full model runs frozen
+    beside the student (about one more forward pass per step); the student alone is saved."""
 
     loss: Literal["listwise", "pointwise", "ranknet"] = "listwise"
     distill: Literal["", "kl", "margin-mse"] = ""
     layers: int = 0
     layers_from: Literal["first", "uniform"] = "uniform"
+    hidden_distill_weight: float = 0.0
     batch_size: int = 4
     max_length: int = 384
 

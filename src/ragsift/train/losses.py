@@ -32,6 +32,9 @@ Distillation from teacher scores:
   queries (Hinton et al. 2015).
 - :func:`margin_mse` -- MarginMSE (Hofstätter et al. 2020):
   ``mean_i,k ((s_i0 - s_ik) - (t_i0 - t_ik))^2`` over each group's negatives ``k``.
+- :func:`hidden_state_mse` -- TinyBERT's hidden-state loss (Jiao et al. 2020) for a student
+  cut from its teacher: the mean squared difference of the token states of each student
+  layer and the teacher layer mapped to it, over the real (unpadded) tokens.
 
 Vector distillation (Stella / Jasper, Zhang et al. 2024), student vectors ``s`` and teacher
 vectors ``t`` of the same N texts: :func:`cosine_distillation`,
@@ -131,6 +134,19 @@ def margin_mse(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
     student_margin = student[:, :1] - student[:, 1:]
     teacher_margin = teacher[:, :1] - teacher[:, 1:]
     return F.mse_loss(student_margin, teacher_margin)
+
+
+def hidden_state_mse(student: Sequence[torch.Tensor], teacher: Sequence[torch.Tensor],
+                     mask: torch.Tensor) -> torch.Tensor:
+    """TinyBERT's hidden-state distillation: ``(1 / L) sum_l sum_{i: m_i = 1} ||s_li - t_li||^2
+    / (n D)`` for ``L`` pairs of ``(B, S, D)`` token states (student layer ``l`` and the teacher
+    layer mapped to it), ``mask`` ``(B, S)`` the attention mask (``n`` = its number of ones):
+    the mean squared difference over the real tokens, averaged over the layers."""
+    if len(student) != len(teacher) or not student:
+        raise ValueError(f"{len(student)} student and {len(teacher)} teacher layers to match")
+    real = mask.bool()
+    return torch.stack([F.mse_loss(s[real], t[real].to(s.dtype))
+                        for s, t in zip(student, teacher, strict=True)]).mean()
 
 
 def cosine_distillation(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:

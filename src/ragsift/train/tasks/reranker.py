@@ -2,11 +2,14 @@
 
 Logits of a batch form a ``(B, 1 + n)`` matrix, positive in column 0. Loss: listwise softmax
 cross-entropy, pointwise BCE or RankNet (:mod:`ragsift.train.losses`); with teacher scores in
-the data and ``distill`` set, KL or MarginMSE against the teacher instead.
+the data and ``distill`` set, KL or MarginMSE against the teacher instead. A student cut
+from a deeper model (``layers``) can also learn that model's token states layer by layer
+(``hidden_distill_weight``, TinyBERT's hidden-state loss).
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,27 +19,44 @@ import torch
 from ragsift.models.dropout import attention_dropout_options
 from ragsift.models.hub import resolve_model
 from ragsift.models.layers import chosen_layers, keep_layers
-from ragsift.rerank.cross_encoder import CrossEncoderReranker
+from ragsift.rerank.cross_encoder import CrossEncoderReranker, pair_scores
 from ragsift.train.config import RerankerConfig
 from ragsift.train.data import TrainingItem
-from ragsift.train.losses import listwise_ce, pointwise_bce, ranknet
+from ragsift.train.losses import hidden_state_mse, listwise_ce, pointwise_bce, ranknet
 from ragsift.train.task import TrainingTask
 from ragsift.train.tasks.contrastive import distillation_loss, teacher_scores
 from ragsift.types import Corpus, Queries, Run
 
 
 class _PairScorer(torch.nn.Module):
-    """A sequence-classification model returning one raw score per pair."""
+    """A sequence-classification model returning one raw score per pair; with a ``teacher``
+    (the frozen encoder the model was cut from), ``(scores, hidden-state loss)`` where the
+    student's hidden states ``0 .. n`` are matched with the teacher's ``teacher_states``."""
 
-    def __init__(self, model: torch.nn.Module) -> None:
+    def __init__(self, model: torch.nn.Module, teacher: torch.nn.Module | None = None,
+                 teacher_states: Sequence[int] = ()) -> None:
         super().__init__()
         self.model = model
+        # held outside the module tree: the optimizer, checkpoints and the saved model see the
+        # student alone
+        self._teacher = [teacher.eval().requires_grad_(False)] if teacher is not None else []
+        self.teacher_states = list(teacher_states)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                token_type_ids: torch.Tensor | None = None, **_: Any) -> torch.Tensor:
-        extra = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
-        logits = self.model(input_ids=input_ids, attention_mask=attention_mask, **extra).logits
-        return logits[:, 0] if logits.shape[1] == 1 else logits[:, 1] - logits[:, 0]
+                token_type_ids: torch.Tensor | None = None, **_: Any
+                ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if token_type_ids is not None:
+            inputs["token_type_ids"] = token_type_ids
+        if not self._teacher:
+            return pair_scores(self.model(**inputs).logits)
+        outputs = self.model(**inputs, output_hidden_states=True)
+        teacher = self._teacher[0].to(input_ids.device)
+        with torch.no_grad():
+            states = teacher(**inputs, output_hidden_states=True).hidden_states
+        hidden = hidden_state_mse(outputs.hidden_states,
+                                  [states[i] for i in self.teacher_states], attention_mask)
+        return pair_scores(outputs.logits), hidden
 
 
 def output_layer(model: torch.nn.Module) -> torch.nn.Linear:
@@ -71,10 +91,17 @@ class RerankerTask(TrainingTask):
         with torch.random.fork_rng():
             torch.manual_seed(config.seed)  # a fresh head is seeded
             model = AutoModelForSequenceClassification.from_pretrained(folder, **extra)
+        teacher = None
+        if config.hidden_distill_weight > 0:
+            if kept is None:
+                raise ValueError("hidden_distill_weight needs layers: the student learns the "
+                                 "hidden states of the model it is cut from")
+            teacher = copy.deepcopy(model.base_model)
         if kept is not None:
             keep_layers(model, kept)
         self.tokenizer = AutoTokenizer.from_pretrained(folder)
-        self.module = _PairScorer(model)
+        # hidden state 0 is the embedding output, state k + 1 the output of layer k
+        self.module = _PairScorer(model, teacher, [0] + [k + 1 for k in kept or []])
 
     def collate(self, items: Sequence[TrainingItem]) -> dict[str, torch.Tensor]:
         queries = [item.query for item in items for _ in range(1 + len(item.negatives))]
@@ -91,9 +118,19 @@ class RerankerTask(TrainingTask):
             batch["teacher_scores"] = teacher
         return batch
 
-    def loss(self, outputs: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def loss(self, outputs: torch.Tensor | tuple[torch.Tensor, torch.Tensor],
+             batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The ranking loss of the scores, plus ``hidden_distill_weight`` times the
+        hidden-state loss when the module returns one."""
+        if isinstance(outputs, tuple):
+            scores, hidden = outputs
+            return self.ranking_loss(scores, batch) + self.config.hidden_distill_weight * hidden
+        return self.ranking_loss(outputs, batch)
+
+    def ranking_loss(self, scores: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Distillation or label loss of the ``(B * G,)`` pair scores, viewed as groups."""
         labels = batch["labels_"]
-        scores = outputs.view(labels.shape)
+        scores = scores.view(labels.shape)
         config = self.config
         if config.distill:
             return distillation_loss(scores, batch, config.distill, config)
