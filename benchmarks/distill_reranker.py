@@ -9,6 +9,9 @@ against the teacher's, pairs/s (wall time of loading nothing but scoring every p
 pass, same torch threads) and its speed relative to the teacher. BM25 alone is the first row.
 A student given as ``NAME=MODEL@LENGTH`` scores at ``LENGTH`` tokens per window instead of
 ``--max-length`` (a student trained on short inputs is also meant to be run on them).
+``--baseline NAME=OTHER`` also reports NAME's gain over OTHER (another row's name: typically
+the same student trained without the teacher): the nDCG@10 difference, relative to OTHER's,
+and the paired randomization p-value between their per-query nDCG@10.
 
 Typical use (issue 6, recipe 1): the teacher, a student distilled from it and the same student
 trained on labels alone, in domain (the training collection's test split) and out of domain
@@ -17,13 +20,15 @@ trained on labels alone, in domain (the training collection's test split) and ou
 Usage:
     python -m benchmarks.distill_reranker --teacher MODEL --student NAME=MODEL[@LENGTH] [...] \
         --data DIR [--data DIR ...] [--depth 30] [--max-length 256] [--limit-queries N] \
-        [--backend torch|onnx]
+        [--backend torch|onnx] [--baseline NAME=OTHER ...]
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Sequence
+from typing import Any
 
 from benchmarks.common import add_dataset_arguments, datasets, report
 from ragsift.evaluate import evaluate, paired_tests
@@ -49,6 +54,19 @@ def scored_run(model: str, pairs: list[tuple[str, str, str, str]], max_length: i
     return run, len(pairs) / seconds
 
 
+def gain_over(per_query: dict[str, dict[str, float]], name: str,
+              baseline: str | None) -> dict[str, Any]:
+    """Row ``name``'s gain over row ``baseline`` from their per-query nDCG@10: ``{"baseline",
+    "gain_vs_baseline": mean(name) - mean(baseline), "relative_gain": that / mean(baseline),
+    "p_vs_baseline"}`` (paired randomization test); ``{}`` without a baseline."""
+    if baseline is None:
+        return {}
+    test = paired_tests(per_query[baseline], per_query[name], "ndcg@10")
+    return {"baseline": baseline, "gain_vs_baseline": test.delta,
+            "relative_gain": test.delta / test.mean_a if test.mean_a else float("nan"),
+            "p_vs_baseline": test.randomization_p}
+
+
 def student_spec(spec: str, max_length: int) -> tuple[str, str, int]:
     """``NAME=MODEL[@LENGTH]`` -> (name, model, tokens per window; ``max_length`` without
     ``@LENGTH``).
@@ -67,6 +85,21 @@ def student_spec(spec: str, max_length: int) -> tuple[str, str, int]:
     return name, model, int(length)
 
 
+def baseline_spec(spec: str, names: Sequence[str]) -> tuple[str, str]:
+    """``NAME=OTHER`` -> (NAME, OTHER), both rows of the table (``names``).
+
+    Raises:
+        ValueError: no ``=``, or a name that is not a row.
+    """
+    name, sep, other = spec.partition("=")
+    if not sep:
+        raise ValueError(f"--baseline {spec!r}: expected NAME=OTHER")
+    for part in (name, other):
+        if part not in names:
+            raise ValueError(f"--baseline {spec!r}: {part!r} is not one of the rows {list(names)}")
+    return name, other
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_dataset_arguments(parser)
@@ -78,6 +111,9 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=256, help="tokens per pair")
     parser.add_argument("--backend", choices=BACKENDS, default="torch",
                         help="every model's backend (default torch; onnx: the fused graph)")
+    parser.add_argument("--baseline", action="append", default=[], metavar="NAME=OTHER",
+                        help="also report row NAME's gain over row OTHER with its p-value "
+                             "(repeatable)")
     args = parser.parse_args()
     models = {"teacher": (args.teacher, args.max_length)}  # name -> (model, tokens per window)
     for spec in args.student:
@@ -86,6 +122,13 @@ def main() -> None:
         except ValueError as error:
             parser.error(str(error))
         models[name] = (model, max_length)
+    baselines = {}
+    for spec in args.baseline:
+        try:
+            name, other = baseline_spec(spec, ["bm25", *models])
+        except ValueError as error:
+            parser.error(str(error))
+        baselines[name] = other
 
     results, rows = [], []
     for dataset, data in datasets(args):
@@ -106,16 +149,20 @@ def main() -> None:
             p = None if name == "teacher" else \
                 paired_tests(per_query["teacher"], scores, "ndcg@10").randomization_p
             model, max_length = models.get(name, ("bm25", None))
+            gain = gain_over(per_query, name, baselines.get(name))
             results.append({"dataset": dataset, "name": name, "model": model,
                             "max_length": max_length, "ndcg@10": ndcg,
                             "p_vs_teacher": p, "pairs_per_s": rate,
                             "speed_vs_teacher": rate / teacher_rate if rate else None,
-                            "queries": len(scores), "pairs": len(pairs)})
+                            "queries": len(scores), "pairs": len(pairs), **gain})
             rows.append([dataset, name, f"{ndcg:.4f}", "-" if p is None else f"{p:.3f}",
                          "-" if rate is None else f"{rate:.1f}",
-                         "-" if rate is None else f"{rate / teacher_rate:.2f}x"])
+                         "-" if rate is None else f"{rate / teacher_rate:.2f}x",
+                         "-" if not gain else f"{gain['gain_vs_baseline']:+.4f} "
+                         f"({gain['relative_gain']:+.1%}, p {gain['p_vs_baseline']:.3f}) "
+                         f"over {gain['baseline']}"])
     report(results, ["dataset", "model", "nDCG@10", "p vs teacher", "pairs/s",
-                     "speed vs teacher"], rows, args.out, depth=args.depth,
+                     "speed vs teacher", "gain"], rows, args.out, depth=args.depth,
            max_length=args.max_length, backend=args.backend,
            models={name: model for name, (model, _) in models.items()})
 

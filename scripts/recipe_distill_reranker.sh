@@ -7,7 +7,8 @@
 # states and, as the baseline, on the labels alone; then the teacher and both students rerank
 # BM25's top 30 in domain (DATA_DIR's test split) and out of domain (each OTHER_DIR, plus the
 # docstring task; OUT_OF_DOMAIN_QUERIES of each, default 100), with pairs/s on the same pairs
-# (benchmarks/distill_reranker.py, every model on BACKEND, default onnx).
+# (benchmarks/distill_reranker.py, every model on BACKEND, default onnx) and the distilled
+# student's gain over the labels-only one with its p-value.
 # The teacher (models/ce-minilm-scifact) comes from scripts/recipe_reranker.sh.
 # usage: scripts/recipe_distill_reranker.sh DATA_DIR [OTHER_DIR ...]
 #   e.g. scripts/recipe_distill_reranker.sh ../shared/datasets/scifact ../shared/datasets/hotpotqa-beir
@@ -31,7 +32,8 @@ mv "$labels.tmp" "$labels"
   --out "$student-labels-only"
 "$ragsift" datasets docstrings --out runs/python-docstrings
 models=(--teacher "$teacher" --student "student (distilled)=$student"
-        --student "student (labels only)=$student-labels-only")
+        --student "student (labels only)=$student-labels-only"
+        --baseline "student (distilled)=student (labels only)")
 bench=(python -m benchmarks.distill_reranker --backend "${BACKEND:-onnx}")
 "${bench[@]}" --data "$data" "${models[@]}" --out docs/results/distill-reranker-in-domain.json
 others=()
