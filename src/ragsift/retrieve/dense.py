@@ -147,7 +147,7 @@ class DenseRetriever(Retriever):
         retriever = cls(encoder, index_kind=config["index_kind"], hnsw_m=config["hnsw_m"],
                         ef_search=config["ef_search"], **options)
         retriever.store = FaissStore.load(folder / "index.faiss")
-        if retriever.store.kind == "hnsw":
+        if retriever.store.index_kind == "hnsw":
             retriever.store.index.hnsw.efSearch = config["ef_search"]
         retriever.doc_ids = json.loads((folder / "doc_ids.json").read_text())
         return retriever
