@@ -274,3 +274,22 @@ def test_retrieve_and_rerank(tmp_path, rng, tiny_cross_encoder):
     best = np.argsort(-expected, kind="stable")[:3]
     assert [h.id for h in hits] == [candidates[i].id for i in best]
     np.testing.assert_allclose([h.score for h in hits], expected[best], rtol=1e-5)
+
+
+def test_a_reader_follows_another_writers_commits_and_merges(tmp_path):
+    writer = Collection.create(tmp_path / "c", retriever="bm25")
+    for i in range(7):
+        writer.add([{"id": f"d{i}", "text": f"cats sleep {i}"}])
+    reader = Collection.open(tmp_path / "c")
+    assert len(reader.search("cats", k=3)) == 3
+    writer.add([{"id": "d7", "text": "cats again"}])  # fills a tier: merged
+    writer.add([{"id": "d8", "text": "cats too"}])  # the reader's segments are gone now
+    assert {h.id for h in reader.search("cats", k=20)} == {f"d{i}" for i in range(9)}
+    assert reader.generation == writer.generation
+
+
+def test_a_query_without_terms_finds_nothing(tmp_path):
+    col = Collection.create(tmp_path / "c", retriever="bm25")
+    col.add([{"id": "a", "text": "the and of it"}, {"id": "b", "text": "cats sleep"}])
+    assert col.search("!!") == [] and col.search("the of") == []
+    assert [h.id for h in col.search("cats")] == ["b"]

@@ -133,6 +133,7 @@ class Collection:
         self._store_lock = threading.RLock()
         self._write_lock = threading.Lock()
         self._store: VectorStore | None = None
+        self._manifest_stamp = _stamp(self.folder / MANIFEST)
         self._snapshot = Snapshot(self.folder, manifest)
         if self.config.dense:
             self._store = self._open_store(self._snapshot)
@@ -263,11 +264,16 @@ class Collection:
         return list(self._snapshot.docs)
 
     def refresh(self) -> bool:
-        """Move to the latest commit if another process made one; True if it moved."""
+        """Move to the latest commit if another process made one; True if it moved. Cheap
+        when nothing changed (one ``stat`` of the manifest); searches call it first."""
+        stamp = _stamp(self.folder / MANIFEST)
+        if stamp == self._manifest_stamp:
+            return False
         manifest = Manifest.read(self.folder)
+        self._manifest_stamp = stamp
         if manifest.generation == self._snapshot.generation:
             return False
-        snapshot = Snapshot(self.folder, manifest)
+        snapshot = Snapshot(self.folder, manifest, self._snapshot)
         with self._store_lock:
             if self.config.store == "faiss" and self.config.dense:
                 self._store = self._open_store(snapshot)
@@ -305,6 +311,15 @@ class Collection:
             raise ValueError(f"this {self.config.retriever} collection cannot search with "
                              f"{kind!r}")
         parsed = Filter.parse(filter)
+        self.refresh()
+        try:
+            return self._search(query, k, parsed, unit, kind)
+        except FileNotFoundError:  # another process committed and cleaned up meanwhile
+            self.refresh()
+            return self._search(query, k, parsed, unit, kind)
+
+    def _search(self, query: str, k: int, parsed: Filter, unit: Unit,
+                kind: str) -> list[Hit]:
         with self._store_lock:
             snap = self._snapshot
         mask = snap.allowed(parsed)
@@ -544,7 +559,7 @@ class Collection:
                                "end": int(added_ids[-1]) + 1}, handle)
                 self._store.upsert(added_ids, data.vectors, _payloads(data))
         manifest.write(self.folder)
-        snapshot = Snapshot(self.folder, manifest)
+        snapshot = Snapshot(self.folder, manifest, old)
         with self._store_lock:
             if self._store is not None and not external:
                 if len(added_ids):
@@ -575,7 +590,7 @@ class Collection:
         manifest = Manifest(generation, old.manifest.config, [*keep, SegmentEntry(name)],
                             old.manifest.next_chunk_id, [])
         manifest.write(self.folder)
-        snapshot = Snapshot(self.folder, manifest)
+        snapshot = Snapshot(self.folder, manifest, old)
         with self._store_lock:
             self._snapshot = snapshot
         self._collect_garbage()
@@ -585,6 +600,12 @@ class Collection:
         if (self.folder / PREVIOUS).is_file():
             keep.append(Manifest.read(self.folder, PREVIOUS))
         collect_garbage(self.folder, keep)
+
+
+def _stamp(path: Path) -> tuple[int, int, int]:
+    """What changes when a file is replaced: inode, size and modification time."""
+    info = path.stat()
+    return info.st_ino, info.st_size, info.st_mtime_ns
 
 
 def _best_per_unit(snap: Snapshot, rows: np.ndarray, scores: np.ndarray, limit: int,

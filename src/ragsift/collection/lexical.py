@@ -134,7 +134,8 @@ class LexicalIndex:
         out = np.zeros(self.num_rows, dtype=np.float64)
         if not self.n:
             return out
-        terms = Counter(self.params.tokenize([query])[0])
+        # bm25s turns a text without terms into one empty placeholder token: no query term
+        terms = Counter(t for t in self.params.tokenize([query])[0] if t)
         for term, repeats in terms.items():
             df = self.df(term)
             if df == 0:

@@ -20,8 +20,10 @@ document rows) per segment, so that a commit writes only what it changes.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -61,7 +63,7 @@ class ChunkTable:
         return np.concatenate([np.arange(self.doc_offsets[r], self.doc_offsets[r + 1])
                                for r in doc_rows])
 
-    @property
+    @cached_property
     def doc_of_row(self) -> np.ndarray:
         """For each chunk row, its document row."""
         return np.repeat(np.arange(len(self.doc_offsets) - 1), np.diff(self.doc_offsets))
@@ -101,13 +103,28 @@ class SegmentData:
             sparse.save_npz(tmp / "tf.npz", self.tf, compressed=False)
             if self.vectors is not None:
                 np.save(tmp / "vectors.npy", self.vectors)
+            _sync(tmp)
+
+
+def _sync(folder: Path) -> None:
+    """Flush every file of ``folder`` and the folder itself to disk, so that a commit that
+    names it survives a power loss, not only a killed process."""
+    for path in folder.iterdir():
+        with open(path, "rb") as handle:
+            os.fsync(handle.fileno())
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 @dataclass
 class Segment:
     """A segment read back from disk (documents' texts stay on disk until asked for).
 
-    ``deleted`` holds the deleted document rows of the commit this segment was opened in.
+    ``deleted`` holds the deleted document rows of the commit this segment was opened in,
+    read from the file ``deleted_file``.
     """
 
     folder: Path
@@ -116,18 +133,29 @@ class Segment:
     metadata: list[dict[str, Any]]
     chunks: ChunkTable
     deleted: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    deleted_file: str | None = None
     _columns: dict[str, Column] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def open(cls, folder: Path, deleted: np.ndarray | None = None) -> Segment:
+    def open(cls, folder: Path, deleted: np.ndarray | None = None,
+             deleted_file: str | None = None) -> Segment:
         """Read the segment in ``folder`` with the given deleted document rows."""
         index = json.loads((folder / "index.json").read_text(encoding="utf-8"))
         with np.load(folder / "chunks.npz") as arrays:
             chunks = ChunkTable(**{name: arrays[name] for name in arrays.files})
         segment = cls(folder, index["ids"], index["hashes"], index["metadata"], chunks)
-        if deleted is not None:
-            segment.deleted = np.asarray(deleted, dtype=np.int64)
-        return segment
+        return segment.with_deleted(deleted, deleted_file)
+
+    def with_deleted(self, deleted: np.ndarray | None, deleted_file: str | None) -> Segment:
+        """This segment as of another commit: other deleted rows, everything else shared
+        (loaded term frequencies, vectors and metadata columns included)."""
+        other = copy.copy(self)
+        other.__dict__.pop("live_docs", None)
+        other.__dict__.pop("live_rows", None)
+        other.deleted = (np.zeros(0, dtype=np.int64) if deleted is None
+                         else np.asarray(deleted, dtype=np.int64))
+        other.deleted_file = deleted_file
+        return other
 
     @property
     def name(self) -> str:
@@ -177,12 +205,17 @@ class Segment:
             self._columns[name] = Column(values)
         return self._columns[name]
 
+    @cached_property
+    def offsets(self) -> np.ndarray:
+        """Byte offset of each document's line in ``docs.jsonl`` (and of the end)."""
+        return np.load(self.folder / "offsets.npy")
+
     def document(self, row: int) -> Document:
         """Document ``row`` with its text, read from disk."""
-        offsets = np.load(self.folder / "offsets.npy", mmap_mode="r")
+        start, end = int(self.offsets[row]), int(self.offsets[row + 1])
         with open(self.folder / "docs.jsonl", "rb") as handle:
-            handle.seek(int(offsets[row]))
-            body = json.loads(handle.read(int(offsets[row + 1] - offsets[row])))
+            handle.seek(start)
+            body = json.loads(handle.read(end - start))
         return Document(self.ids[row], body["text"], body["title"], self.metadata[row])
 
     def documents(self, rows: Sequence[int] | None = None) -> list[Document]:

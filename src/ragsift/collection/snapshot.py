@@ -34,21 +34,49 @@ class Location:
 class Snapshot:
     """The read side of one commit (see the module doc)."""
 
-    def __init__(self, folder: Path, manifest: Manifest) -> None:
+    def __init__(self, folder: Path, manifest: Manifest,
+                 previous: Snapshot | None = None) -> None:
+        """Open the commit ``manifest`` of the collection in ``folder``; segments that
+        ``previous`` (an earlier commit of it) already holds are shared, not read again."""
         self.folder = folder
         self.manifest = manifest
-        self.segments = [Segment.open(folder / SEGMENTS / e.name, read_deleted(folder, e))
-                         for e in manifest.segments]
+        known = {s.name: s for s in previous.segments} if previous else {}
+        self.segments = []
+        for entry in manifest.segments:
+            segment = known.get(entry.name)
+            if segment is None:
+                segment = Segment.open(folder / SEGMENTS / entry.name,
+                                       read_deleted(folder, entry), entry.deleted)
+            elif segment.deleted_file != entry.deleted:
+                segment = segment.with_deleted(read_deleted(folder, entry), entry.deleted)
+            self.segments.append(segment)
         sizes = [s.num_rows for s in self.segments]
         self.bases = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
         self.num_rows = int(self.bases[-1])
-        self.docs: dict[str, Location] = {}
-        for index, segment in enumerate(self.segments):
+        self.docs = self._locations(previous)
+
+    def _locations(self, previous: Snapshot | None) -> dict[str, Location]:
+        """Document id -> location; patched from ``previous`` when this commit only appended
+        segments and deleted rows (the common add / delete), else built anew."""
+        old = [s.name for s in previous.segments] if previous else []
+        if not old or [s.name for s in self.segments[:len(old)]] != old:
+            docs: dict[str, Location] = {}
+            first_new = 0
+        else:
+            docs = dict(previous.docs)
+            first_new = len(old)
+            for before, now in zip(previous.segments, self.segments):
+                if before is not now:
+                    for row in np.setdiff1d(now.deleted, before.deleted).tolist():
+                        docs.pop(now.ids[row], None)
+        for index in range(first_new, len(self.segments)):
+            segment = self.segments[index]
             offsets = segment.chunks.doc_offsets
             base = int(self.bases[index])
             for row in np.flatnonzero(segment.live_docs).tolist():
-                self.docs[segment.ids[row]] = Location(index, row, base + int(offsets[row]),
-                                                       base + int(offsets[row + 1]))
+                docs[segment.ids[row]] = Location(index, row, base + int(offsets[row]),
+                                                  base + int(offsets[row + 1]))
+        return docs
 
     @property
     def generation(self) -> int:
