@@ -226,17 +226,24 @@ class Collection:
 
     @property
     def tokenizer(self) -> Any:
-        """The tokenizer that counts chunk tokens."""
+        """The tokenizer that counts chunk tokens: a private ``tokenizers.Tokenizer`` copy
+        without truncation or padding (the chunker encodes batches with it directly)."""
         if self._tokenizer is None:
             if self.config.dense:
-                self._tokenizer = self.encoder.tokenizer
+                model_tokenizer = self.encoder.tokenizer
             else:
                 from transformers import AutoTokenizer
 
                 from ragsift.models.hub import resolve_model
 
                 name = self.config.embedder or DEFAULT_EMBEDDER
-                self._tokenizer = AutoTokenizer.from_pretrained(str(resolve_model(name)))
+                model_tokenizer = AutoTokenizer.from_pretrained(str(resolve_model(name)))
+            from tokenizers import Tokenizer
+
+            backend = Tokenizer.from_str(model_tokenizer.backend_tokenizer.to_str())
+            backend.no_truncation()
+            backend.no_padding()
+            self._tokenizer = backend
         return self._tokenizer
 
     # ---- reading -------------------------------------------------------------------------
