@@ -74,3 +74,23 @@ def test_identical_runs_are_not_significant():
     assert result.t_test_p == 1.0 and result.randomization_p == 1.0
     with pytest.raises(ValueError):
         paired_tests(a, {"q1": 0.5})
+
+
+@pytest.mark.parametrize("score", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_run_scores_are_refused(score):
+    # a NaN used to turn a perfect ranking's nDCG@10 of 1.0 into 0.8155
+    with pytest.raises(ValueError, match="not a finite number"):
+        evaluate({"q": {"a": 1}}, {"q": {"a": score, "b": 0.5}}, ["ndcg@10"])
+
+
+@pytest.mark.parametrize("rel", [99999999999999999999, 2**31, 1.5, True, "1"])
+def test_relevance_pytrec_eval_cannot_hold_is_refused(rel):
+    # 99999999999999999999 used to crash pytrec_eval with a SystemError
+    with pytest.raises(ValueError, match="relevance"):
+        evaluate({"q": {"a": rel}}, {"q": {"a": 1.0}}, ["ndcg@10"])
+
+
+def test_relevance_at_the_range_ends_evaluates():
+    result = evaluate({"q": {"a": 2**31 - 1, "b": -(2**31)}}, {"q": {"a": 1.0, "b": 0.5}},
+                      ["ndcg@10"])
+    assert result.mean["ndcg@10"] == pytest.approx(1.0)

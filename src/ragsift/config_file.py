@@ -1,25 +1,110 @@
 """YAML config files parsed into dataclasses, with located errors.
 
-A config file holds the fields of a dataclass as top-level keys. An unknown key, or a value of
-the wrong type, is an error naming the file, the line and the key; strings from the command line
-are converted (``"3e-5"`` -> float, ``"a,b"`` -> list, ``"true"`` -> bool).
+A config file holds the fields of a dataclass as top-level keys. Values are checked, never
+coerced: a field typed ``int`` takes a YAML integer (not ``true``, ``2.5`` or ``null``), a
+``float`` takes a finite number, a ``str`` a string, a ``list[int]`` a list of integers, a
+``Literal`` one of its choices. Numbers must also lie in the field's :class:`Range` (when the
+caller gives one; integers within 32 bits unless their range says otherwise). The YAML itself
+is read strictly: UTF-8 only, no duplicate keys, and no anchors or aliases (``&a`` / ``*a``),
+which would let a few hundred bytes expand into gigabytes. Every error names the file, the line
+and the key.
+
+Strings from the command line (``--set key=value``) are parsed into the field's type
+(``"3e-5"`` -> float, ``"a,b"`` -> list, ``"true"`` -> bool) and checked the same way.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
+import types
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar, get_type_hints
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
+import yaml
+
+from ragsift.data.lines import read_text
 from ragsift.errors import DataFormatError
 
 T = TypeVar("T")
+INT_MIN, INT_MAX = -(2**31), 2**31 - 1
+_INT_TEXT = re.compile(r"[+-]?[0-9]{1,18}")
+_FLOAT_TEXT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]{1,3})?")
+_BOOL_TEXT = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+
+
+@dataclass(frozen=True)
+class Range:
+    """Allowed values of a numeric field: ``low <= x <= high`` (``low < x`` when
+    ``low_open``); ``None`` leaves that side open. Applies to each item of a list field."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+
+    def problem(self, value: float) -> str | None:
+        """Why ``value`` is out of range, or ``None``."""
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return f"must be {'>' if self.low_open else '>='} {self.low:g}"
+        if self.high is not None and value > self.high:
+            return f"must be <= {self.high:g}"
+        return None
+
+
+class StrictLoader(yaml.SafeLoader):
+    """PyYAML's SafeLoader without anchors, aliases or duplicate mapping keys."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        """Refuse ``*alias`` and ``&anchor`` before composing a node."""
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            raise yaml.composer.ComposerError(
+                None, None, f"YAML aliases (*{event.anchor}) are not allowed in ragsift "
+                "configs; write the value out", event.start_mark)
+        if getattr(event, "anchor", None):
+            raise yaml.composer.ComposerError(
+                None, None, f"YAML anchors (&{event.anchor}) are not allowed in ragsift "
+                "configs; write the value out", event.start_mark)
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        """Refuse a key that appears twice in one mapping."""
+        if isinstance(node, yaml.MappingNode):
+            duplicate = _duplicate_key(node)
+            if duplicate is not None:
+                key_node, first = duplicate
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key_node.value!r} (first on line {first})",
+                    key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _duplicate_key(node: yaml.MappingNode) -> tuple[yaml.Node, int] | None:
+    """The second occurrence of a repeated scalar key of ``node`` and the line of the first."""
+    seen: dict[tuple[str, str], int] = {}
+    for key_node, _ in node.value:
+        if not isinstance(key_node, yaml.ScalarNode):
+            continue
+        key = (key_node.tag, key_node.value)
+        if key in seen:
+            return key_node, seen[key]
+        seen[key] = key_node.start_mark.line + 1
+    return None
 
 
 def load_dataclass(cls: type[T], path: str | Path | None = None,
-                   overrides: dict[str, Any] | None = None, what: str = "config") -> T:
+                   overrides: dict[str, Any] | None = None, what: str = "config",
+                   limits: Mapping[str, Range] | None = None) -> T:
     """An instance of ``cls`` from a YAML file (optional) with ``overrides`` applied (``None``
-    values are ignored)."""
+    values are ignored); ``limits`` gives the allowed range of numeric fields by name.
+
+    Raises:
+        DataFormatError: unreadable YAML, an unknown key, or a value of the wrong type or out
+            of range; the error names the file (or ``<command line>``), line and key.
+    """
     values: dict[str, tuple[Any, int | None]] = {}
     if path is not None:
         values = _read_yaml(Path(path))
@@ -34,55 +119,179 @@ def load_dataclass(cls: type[T], path: str | Path | None = None,
         if key not in names:
             raise DataFormatError(where, line, key,
                                   f"unknown key for {what}; known: {sorted(names)}")
-        kwargs[key] = _coerce(value, hints[key], where, line, key)
+        checker = _Checker(where, line, (limits or {}).get(key), from_text=line is None)
+        kwargs[key] = checker.check(value, hints[key], key)
     return cls(**kwargs)
 
 
 def _read_yaml(path: Path) -> dict[str, tuple[Any, int | None]]:
-    """Top-level keys of a YAML mapping with their 1-based line numbers."""
-    import yaml
-
-    try:
-        node = yaml.compose(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise DataFormatError(path, mark.line + 1 if mark else None, None,
-                              f"invalid YAML ({getattr(exc, 'problem', exc)})") from None
+    """Top-level keys of a YAML mapping with their values and 1-based line numbers."""
+    node = _compose(path)
     if node is None:
         return {}
     if not isinstance(node, yaml.MappingNode):
-        raise DataFormatError(path, node.start_mark.line + 1, None, "expected a mapping of keys")
-    loader = yaml.SafeLoader("")
+        raise DataFormatError(path, node.start_mark.line + 1, None,
+                              "expected a mapping of keys (key: value lines)")
+    duplicate = _duplicate_key(node)
+    if duplicate is not None:
+        key_node, first = duplicate
+        raise DataFormatError(path, key_node.start_mark.line + 1, str(key_node.value),
+                              f"duplicate key (first on line {first}); keep one")
     out = {}
     for key_node, value_node in node.value:
-        out[str(key_node.value)] = (loader.construct_object(value_node, deep=True),
-                                    key_node.start_mark.line + 1)
+        line = key_node.start_mark.line + 1
+        if not isinstance(key_node, yaml.ScalarNode) or key_node.tag != "tag:yaml.org,2002:str":
+            raise DataFormatError(path, line, None, "keys must be plain names")
+        out[key_node.value] = (_construct(value_node, path, line, key_node.value), line)
     return out
 
 
-def _coerce(value: Any, hint: Any, where: Any, line: int | None, key: str) -> Any:
-    """Check (and, from strings, convert) ``value`` to the field's type."""
-    origin = getattr(hint, "__origin__", None)
+def _compose(path: Path) -> yaml.Node | None:
+    """The node tree of the YAML file at ``path``, read with :class:`StrictLoader`."""
+    text = read_text(path)
     try:
+        return yaml.compose(text, Loader=StrictLoader)
+    except yaml.YAMLError as exc:
+        raise DataFormatError(path, _yaml_line(exc), None, f"invalid YAML ({_yaml_problem(exc)})"
+                              ) from None
+    except RecursionError:
+        raise DataFormatError(path, None, None, "invalid YAML (nested too deeply)") from None
+
+
+def _construct(node: yaml.Node, path: Path, line: int, key: str) -> Any:
+    """The Python value of one top-level value node, with construction errors located."""
+    try:
+        return StrictLoader("").construct_object(node, deep=True)
+    except yaml.YAMLError as exc:
+        raise DataFormatError(path, _yaml_line(exc) or line, key,
+                              f"invalid YAML ({_yaml_problem(exc)})") from None
+    except (ValueError, OverflowError, RecursionError) as exc:
+        problem = "integer too long" if "digits" in str(exc) else str(exc) or type(exc).__name__
+        raise DataFormatError(path, line, key, f"unreadable value ({problem})") from None
+
+
+def _yaml_line(exc: yaml.YAMLError) -> int | None:
+    mark = getattr(exc, "problem_mark", None)
+    return mark.line + 1 if mark is not None else None
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    return str(getattr(exc, "problem", None) or exc)
+
+
+@dataclass
+class _Checker:
+    """Checks one key's value against its type hint and range (see the module docstring)."""
+
+    where: Path | str
+    line: int | None
+    limit: Range | None
+    from_text: bool
+
+    def check(self, value: Any, hint: Any, key: str) -> Any:
+        """``value`` when it fits ``hint`` (parsed first when it is command-line text)."""
+        try:
+            return self._check(value, hint, key)
+        except _Bad as bad:
+            raise DataFormatError(self.where, self.line, bad.key,
+                                  f"{bad.message} (got {_show(bad.value)})") from None
+
+    def _check(self, value: Any, hint: Any, key: str) -> Any:
+        origin = get_origin(hint)
         if origin is Literal:
-            if value not in hint.__args__:
-                raise ValueError(f"must be one of {list(hint.__args__)}")
-            return value
+            return self._literal(value, get_args(hint), key)
+        if origin in (Union, types.UnionType):
+            return self._union(value, get_args(hint), key)
         if origin is list:
-            if isinstance(value, str):
-                value = [v for v in value.split(",") if v]
-            item = hint.__args__[0]
-            return [item(v) for v in value]
+            return self._list(value, get_args(hint)[0], key)
         if hint is bool:
-            if isinstance(value, str):
-                if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                    raise ValueError("must be true or false")
-                return value.lower() in ("true", "1", "yes")
-            if not isinstance(value, bool):
-                raise ValueError("must be true or false")
+            return self._bool(value, key)
+        if hint is int:
+            return self._int(value, key)
+        if hint is float:
+            return self._float(value, key)
+        if hint is str:
+            if not isinstance(value, str):
+                hint = "remove the key to keep the default" if value is None else "quote it"
+                raise _Bad(key, value, f"expected a string ({hint})")
             return value
-        if hint is int and isinstance(value, float) and not value.is_integer():
-            raise ValueError("must be an integer")
-        return hint(value)
-    except (TypeError, ValueError) as exc:
-        raise DataFormatError(where, line, key, f"bad value {value!r}: {exc}") from None
+        raise TypeError(f"config field {key!r}: unsupported type {hint!r}")
+
+    def _literal(self, value: Any, choices: tuple, key: str) -> Any:
+        for choice in choices:
+            if type(value) is type(choice) and value == choice:
+                return value
+        raise _Bad(key, value, f"must be one of {list(choices)}")
+
+    def _union(self, value: Any, members: tuple, key: str) -> Any:
+        if value is None and type(None) in members:
+            return None
+        problems = []
+        for member in members:
+            if member is type(None):
+                continue
+            try:
+                return self._check(value, member, key)
+            except _Bad as bad:
+                problems.append(bad.message)
+        raise _Bad(key, value, " or ".join(problems))
+
+    def _list(self, value: Any, item: Any, key: str) -> list:
+        if self.from_text and isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list):
+            raise _Bad(key, value, "expected a list, e.g. [1, 2]")
+        return [self._check(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
+
+    def _bool(self, value: Any, key: str) -> bool:
+        if self.from_text and isinstance(value, str) and value.lower() in _BOOL_TEXT:
+            return _BOOL_TEXT[value.lower()]
+        if not isinstance(value, bool):
+            raise _Bad(key, value, "must be true or false")
+        return value
+
+    def _int(self, value: Any, key: str) -> int:
+        if self.from_text and isinstance(value, str) and _INT_TEXT.fullmatch(value.strip()):
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _Bad(key, value, "expected an integer")
+        if self.limit is None or self.limit.high is None:  # no upper bound of its own
+            self._in_range(value, Range(INT_MIN, INT_MAX), key)
+        return self._in_range(value, self.limit, key)
+
+    def _float(self, value: Any, key: str) -> float:
+        if self.from_text and isinstance(value, str) and _FLOAT_TEXT.fullmatch(value.strip()):
+            value = float(value)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise _Bad(key, value, "expected a number")
+        try:
+            number = float(value)
+        except OverflowError:
+            raise _Bad(key, value, "number out of range") from None
+        if not math.isfinite(number):
+            raise _Bad(key, value, "expected a finite number")
+        return self._in_range(number, self.limit, key)
+
+    def _in_range(self, value: T, limit: Range | None, key: str) -> T:
+        problem = limit.problem(value) if limit is not None else None  # type: ignore[arg-type]
+        if problem is not None:
+            raise _Bad(key, value, problem)
+        return value
+
+
+class _Bad(Exception):
+    """A value that does not fit its field (turned into a located DataFormatError)."""
+
+    def __init__(self, key: str, value: Any, message: str) -> None:
+        super().__init__(message)
+        self.key, self.value, self.message = key, value, message
+
+
+def _show(value: Any, limit: int = 60) -> str:
+    """A short description of a config value for error messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, int) and value.bit_length() > 128:
+        return f"an integer of {value.bit_length()} bits"
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({type(value).__name__})"

@@ -51,3 +51,7 @@ class MissingExtraError(RagsiftError, ImportError):
         super().__init__(
             f"this feature needs the package '{module}': pip install 'ragsift[{extra}]'"
         )
+
+
+class UsageError(RagsiftError, ValueError):
+    """A command-line argument or option value that cannot work (exit status 2 on the CLI)."""

@@ -20,6 +20,8 @@ documents whose id equals the query id are dropped from the run by default.
 
 from __future__ import annotations
 
+import math
+import numbers
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytrec_eval
 
+from ragsift.data.checks import RELEVANCE_MAX, RELEVANCE_MIN
 from ragsift.report import markdown_table
 from ragsift.types import Qrels, Run
 
@@ -118,6 +121,7 @@ def evaluate(
         {'mrr@10': 0.5, 'hit@1': 0.0}
     """
     parsed = [parse_metric(m) for m in metrics]
+    check_inputs(qrels, run)
     judged = {qid: docs for qid, docs in qrels.items() if docs}
     if ignore_identical_ids:
         run = {qid: {d: s for d, s in docs.items() if d != qid} for qid, docs in run.items()}
@@ -139,6 +143,26 @@ def evaluate(
     ordered = {str(m): per_query[str(m)] for m in parsed}
     mean = {name: float(np.mean(list(v.values()))) if v else 0.0 for name, v in ordered.items()}
     return Evaluation(ordered, mean, len(judged), sum(q not in run for q in judged))
+
+
+def check_inputs(qrels: Qrels, run: Run) -> None:
+    """Refuse what pytrec_eval would crash on or silently mis-rank.
+
+    Raises:
+        ValueError: a relevance that is not an integer in ``[-2**31, 2**31 - 1]``, or a run
+            score that is not a finite number (NaN sorts arbitrarily and skews every metric).
+    """
+    for qid, docs in qrels.items():
+        for doc_id, rel in docs.items():
+            if (isinstance(rel, bool) or not isinstance(rel, numbers.Integral)
+                    or not RELEVANCE_MIN <= rel <= RELEVANCE_MAX):
+                raise ValueError(f"qrels ({qid!r}, {doc_id!r}): relevance {rel!r} is not an "
+                                 f"integer in [{RELEVANCE_MIN}, {RELEVANCE_MAX}]")
+    for qid, docs in run.items():
+        for doc_id, score in docs.items():
+            if not math.isfinite(score):
+                raise ValueError(f"run ({qid!r}, {doc_id!r}): score {score} is not a finite "
+                                 f"number")
 
 
 @dataclass(frozen=True)

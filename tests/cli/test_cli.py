@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+from pathlib import Path
 
 import pytest
 
@@ -69,7 +72,8 @@ def test_search_index_refuses_another_model_or_kind(tiny_beir, tmp_path, tiny_mo
                  "--retriever", "dense:minilm-l6", "--out", str(tmp_path / "b.trec")]) == 1
     assert "refusing to query it" in capsys.readouterr().err
     assert main(["search", "--data", str(tiny_beir), "--index", str(tmp_path / "idx"),
-                 "--retriever", "bm25", "--out", str(tmp_path / "c.trec")]) == 1
+                 "--retriever", f"colbert:{tiny_model_dir}", "--out", str(tmp_path / "c.trec")]
+                ) == 1
     assert "holds a 'dense' index" in capsys.readouterr().err
     assert not (tmp_path / "b.trec").exists() and not (tmp_path / "c.trec").exists()
 
@@ -154,3 +158,146 @@ def test_rerank_cli_equals_library(tiny_beir, tmp_path, tiny_cross_encoder):
     assert read_run(onnx_out).keys() == got.keys()
     for qid in got:
         assert read_run(onnx_out)[qid] == pytest.approx(got[qid], abs=1e-4)
+
+
+def one_error_line(capsys: pytest.CaptureFixture, command: str) -> str:
+    """The stderr of a failed command: exactly one line, ``ragsift COMMAND: error: ...``."""
+    lines = [line for line in capsys.readouterr().err.splitlines() if " ERROR " not in line]
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"ragsift {command}: error: ")
+    return lines[0]
+
+
+def test_unknown_metric_is_a_usage_error(tiny_beir, tmp_path, capsys):
+    run = tmp_path / "a.trec"
+    run.write_text("q1 Q0 d1 1 1.0 t\n")
+    with pytest.raises(SystemExit) as info:
+        main(["evaluate", "--qrels", str(tiny_beir / "qrels" / "test.tsv"), str(run),
+              "--metrics", "foo@10"])
+    assert info.value.code == 2
+    assert "unknown metric 'foo@10'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        main(["evaluate", "--qrels", str(tiny_beir / "qrels" / "test.tsv"), str(run),
+              "--metrics", "recall"])
+    assert info.value.code == 2
+
+
+def test_os_errors_are_one_line(tiny_beir, tmp_path, capsys):
+    run = tmp_path / "a.trec"
+    run.write_text("q1 Q0 d1 1 1.0 t\n")
+    assert main(["evaluate", "--qrels", str(tmp_path), str(run)]) == 1
+    assert "is a folder" in one_error_line(capsys, "evaluate")
+    if os.geteuid() != 0:  # root reads anything
+        locked = tmp_path / "locked.tsv"
+        shutil.copy(tiny_beir / "qrels" / "test.tsv", locked)
+        locked.chmod(0)
+        assert main(["evaluate", "--qrels", str(locked), str(run)]) == 1
+        assert "Permission denied" in one_error_line(capsys, "evaluate")
+
+
+def test_bad_run_and_qrels_values_name_file_and_line(tiny_beir, tmp_path, capsys):
+    qrels = str(tiny_beir / "qrels" / "test.tsv")
+    run = tmp_path / "nan.trec"
+    run.write_text("q1 Q0 d1 1 nan t\n")
+    assert main(["evaluate", "--qrels", qrels, str(run)]) == 1
+    assert "nan.trec, line 1, field \"score\"" in one_error_line(capsys, "evaluate")
+    big = tmp_path / "big.tsv"
+    big.write_text("q1\td1\t99999999999999999999\n")
+    run.write_text("q1 Q0 d1 1 1.0 t\n")
+    assert main(["evaluate", "--qrels", str(big), str(run)]) == 1
+    assert "big.tsv, line 1" in one_error_line(capsys, "evaluate")
+
+
+def test_unexpected_errors_are_one_line_unless_verbose(tiny_beir, tmp_path, capsys,
+                                                       monkeypatch):
+    import ragsift.cli.evaluate as command
+
+    def broken(args):
+        raise RuntimeError("something internal\nwith a second line")
+
+    monkeypatch.setattr(command, "run", broken)
+    argv = ["evaluate", "--qrels", str(tiny_beir / "qrels" / "test.tsv"), "x.trec"]
+    assert main(argv) == 1
+    line = one_error_line(capsys, "evaluate")
+    assert "RuntimeError" in line and line.endswith("rerun with -v for the traceback")
+    with pytest.raises(RuntimeError):
+        main(["-v", *argv])
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(command, "run", interrupted)
+    assert main(argv) == 130
+
+
+def test_datasets_validate_names_the_file_of_broken_inputs(tiny_beir, capsys):
+    (tiny_beir / "corpus.jsonl.gz").write_bytes(b"plain text, not gzip\n")
+    (tiny_beir / "corpus.jsonl").unlink()
+    assert main(["datasets", "validate", str(tiny_beir)]) == 1
+    out = capsys.readouterr().out
+    assert "corpus.jsonl.gz, line 1" in out and "not a gzip file" in out
+
+
+def test_document_ids_with_whitespace_are_refused(tiny_beir, tmp_path, capsys):
+    with open(tiny_beir / "corpus.jsonl", "a") as f:
+        f.write(json.dumps({"_id": "d 9", "text": "two words"}) + "\n")
+    assert main(["datasets", "validate", str(tiny_beir)]) == 1
+    out = capsys.readouterr().out
+    assert 'corpus.jsonl, line 9, field "_id"' in out and "whitespace" in out
+    assert main(["search", "--data", str(tiny_beir), "--retriever", "bm25", "--out",
+                 str(tmp_path / "x.trec")]) == 1
+    assert not (tmp_path / "x.trec").exists()
+
+
+def test_index_model_outside_the_folder_needs_naming(tiny_beir, tmp_path, tiny_model_dir,
+                                                     capsys):
+    index = tmp_path / "idx"
+    assert main(["index", "--data", str(tiny_beir), "--retriever", f"dense:{tiny_model_dir}",
+                 "--out", str(index)]) == 0
+    search = ["search", "--data", str(tiny_beir), "--index", str(index), "--out",
+              str(tmp_path / "a.trec")]
+    capsys.readouterr()
+    assert main(search) == 1
+    assert "outside the index folder" in one_error_line(capsys, "search")
+    assert main([*search, "--retriever", f"dense:{tiny_model_dir}"]) == 0
+    inside = tmp_path / "idx2"
+    shutil.copytree(index, inside)
+    shutil.copytree(tiny_model_dir, inside / "model")
+    manifest = json.loads((inside / "manifest.json").read_text())
+    (inside / "manifest.json").write_text(json.dumps({**manifest, "model": "model"}))
+    assert main(["search", "--data", str(tiny_beir), "--index", str(inside), "--out",
+                 str(tmp_path / "b.trec")]) == 0  # resolved against the index, not the cwd
+    assert read_run(tmp_path / "b.trec") == read_run(tmp_path / "a.trec")
+
+
+def test_index_resumes_from_cached_blocks_after_a_kill(tmp_path, tiny_model_dir, monkeypatch):
+    from ragsift.retrieve.dense import DenseRetriever
+    from ragsift.retrieve.embedding_cache import EmbeddingCache
+
+    corpus = tmp_path / "corpus.jsonl"
+    with open(corpus, "w") as f:
+        for i in range(600):
+            f.write(json.dumps({"_id": f"d{i}", "text": f"document number {i} about wolves"})
+                    + "\n")
+    caches: list[EmbeddingCache] = []
+    init = EmbeddingCache.__init__
+    monkeypatch.setattr(EmbeddingCache, "__init__",
+                        lambda self, *a: init(self, *a) or caches.append(self))
+    encode = DenseRetriever._encode_block
+    calls: list[int] = []
+
+    def dying(self, texts):
+        calls.append(len(texts))
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # killed while encoding the second block
+        return encode(self, texts)
+
+    monkeypatch.setattr(DenseRetriever, "_encode_block", dying)
+    argv = ["index", "--data", str(corpus), "--retriever", f"dense:{tiny_model_dir}",
+            "--out", str(tmp_path / "idx")]
+    assert main(argv) == 130
+    assert calls == [256, 256]  # the command line's block size, not DenseRetriever's 4096
+    monkeypatch.setattr(DenseRetriever, "_encode_block", encode)
+    assert main(argv) == 0
+    assert (caches[-1].hits, caches[-1].misses) == (1, 2)  # the finished block was reused
+    assert Path(tmp_path / "idx" / "manifest.json").is_file()

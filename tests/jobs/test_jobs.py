@@ -96,20 +96,22 @@ def test_bi_encoder_teacher_scores_are_cosines(train_beir, minilm_dir):
     assert scores[0] > scores[1]
 
 
-def test_bi_encoder_teacher_encodes_each_passage_once(minilm_dir):
+def test_bi_encoder_teacher_encodes_each_passage_once_per_call(minilm_dir):
     teacher = Teacher.load(minilm_dir, device="cpu")
-    encoded: list[str] = []
+    encoded: list[list[str]] = []
     encode_documents = teacher.model.encode_documents
-    teacher.model.encode_documents = lambda texts: encoded.extend(texts) or encode_documents(texts)
-    first = teacher.score([("wolves", "Wolves hunt in packs."), ("cats", "Cats nap.")])
-    second = teacher.score([("cats", "Wolves hunt in packs."), ("wolves", "Cats nap."),
-                            ("owls", "Owls fly at night.")])
-    assert encoded == ["Wolves hunt in packs.", "Cats nap.", "Owls fly at night."]
-    uncached = Teacher(teacher.model, "bi-encoder", cache_size=0)
-    again = uncached.score([("cats", "Wolves hunt in packs."), ("wolves", "Cats nap.")])
-    np.testing.assert_allclose(again, second[:2], atol=1e-6)
-    assert not uncached._cache
-    assert first[0] > second[0]  # "wolves" matches the wolf passage better than "cats" does
+    teacher.model.encode_documents = lambda texts: encoded.append(texts) or encode_documents(texts)
+    pairs = [("cats", "Wolves hunt in packs."), ("wolves", "Cats nap."),
+             ("wolves", "Wolves hunt in packs."), ("owls", "Owls fly at night.")]
+    first = teacher.score(pairs[:2])
+    second = teacher.score(pairs)
+    assert encoded == [["Wolves hunt in packs.", "Cats nap."],
+                       ["Wolves hunt in packs.", "Cats nap.", "Owls fly at night."]]
+    # nothing carried over between calls: the same pairs always give the same scores
+    again = Teacher(teacher.model, "bi-encoder").score(pairs)
+    np.testing.assert_array_equal(again, second)
+    assert teacher.score(pairs[:2]).tobytes() == first.tobytes()
+    assert second[2] > second[0]  # "wolves" matches the wolf passage better than "cats" does
 
 
 def test_filters_on_hand_made_scores():
@@ -202,3 +204,11 @@ def test_teacher_backend_reaches_the_model(tiny_cross_encoder):
                                       "--teacher", str(tiny_cross_encoder),
                                       "--teacher-backend", "onnx"])
     assert load_teacher(args).get().model.backend == "onnx"
+
+
+def test_an_unreadable_job_record_is_a_ragsift_error(tmp_path):
+    out = tmp_path / "out.jsonl"
+    shards_dir(out).mkdir()
+    (shards_dir(out) / "job.json").write_bytes(b"{\xff")
+    with pytest.raises(RagsiftError, match="delete"):
+        run_sharded(["a"], lambda s: s, out, shard_size=2, show_progress=False)

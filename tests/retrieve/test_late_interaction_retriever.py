@@ -113,7 +113,7 @@ def test_save_load_round_trip_and_model_check(model, data, colbert_dir, tiny_mod
     retriever = LateInteractionRetriever(model, pool_factor=2, token_k=8)
     retriever.index(data.corpus)
     retriever.save(tmp_path / "index")
-    loaded = Retriever.load(tmp_path / "index")
+    loaded = Retriever.load(tmp_path / "index", trust_model_paths=True)
     assert isinstance(loaded, LateInteractionRetriever) and loaded.pool_factor == 2
     assert loaded.search(data.queries, k=5) == retriever.search(data.queries, k=5)
     same = Retriever.load(tmp_path / "index", encoder=model)

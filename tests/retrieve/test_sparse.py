@@ -138,7 +138,7 @@ def test_save_load_round_trip_and_refusals(encoder, data, tmp_path, mlm_dir):
     path = retriever.save(tmp_path / "index")
     assert {p.name for p in path.iterdir()} == {"manifest.json", "documents.npz", "doc_ids.json"}
     assert not list(tmp_path.glob(".index.*"))  # the temporary folder was renamed
-    loaded = Retriever.load(path)
+    loaded = Retriever.load(path, trust_model_paths=True)
     assert isinstance(loaded, SparseRetriever)
     assert loaded.search(data.queries, k=5) == retriever.search(data.queries, k=5)
     assert SparseRetriever.load(path, model=str(mlm_dir)).num_documents == len(data.corpus)
@@ -189,7 +189,7 @@ def test_hybrid_index_saves_and_loads(encoder, data, tmp_path):
 
     hybrid = HybridRetriever([BM25Retriever(), SparseRetriever(encoder)])
     hybrid.index(data.corpus)
-    loaded = Retriever.load(hybrid.save(tmp_path / "hybrid"))
+    loaded = Retriever.load(hybrid.save(tmp_path / "hybrid"), trust_model_paths=True)
     assert isinstance(loaded.retrievers[1], SparseRetriever)
     assert loaded.search(data.queries, k=5) == hybrid.search(data.queries, k=5)
 

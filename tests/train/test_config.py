@@ -61,3 +61,100 @@ def test_shipped_configs_parse():
         task = next(t for t in tasks if path.name.startswith(t))
         config = load_config(task, path)
         assert config.model and config.data and config.out
+
+
+BASE = "model: m\ndata: d\nout: o\n"
+
+
+@pytest.mark.parametrize(("extra", "line", "key", "message"), [
+    ("batch_size: true\n", 4, "batch_size", "expected an integer"),
+    ("matryoshka_dims: [1.5, 2.7]\n", 4, "matryoshka_dims[0]", "expected an integer"),
+    ("learning_rate: .nan\n", 4, "learning_rate", "finite"),
+    ("learning_rate: .inf\n", 4, "learning_rate", "finite"),
+    ("learning_rate: -1\n", 4, "learning_rate", "must be > 0"),
+    ("batch_size: -8\n", 4, "batch_size", "must be >= 1"),
+    ("batch_size: 99999999999999999999\n", 4, "batch_size", "must be <="),
+    ("batch_size: " + "9" * 5000 + "\n", 4, "batch_size", "integer too long"),
+    ("warmup_ratio: 1.5\n", 4, "warmup_ratio", "must be <= 1"),
+    ("temperature: 0\n", 4, "temperature", "must be > 0"),
+    ("symmetric: 1\n", 4, "symmetric", "true or false"),
+    ("pooling: 3\n", 4, "pooling", "must be one of"),
+    ("batch_size: 4\nbatch_size: 8\n", 5, "batch_size", "duplicate key (first on line 4)"),
+    ("query_prompt: {a: 1, a: 2}\n", 4, "query_prompt", "duplicate key 'a'"),
+    ("query_prompt: !!python/name:os.system\n", 4, "query_prompt", "constructor"),
+])
+def test_values_are_checked_not_coerced(tmp_path, extra, line, key, message):
+    path = tmp_path / "cfg.yaml"
+    path.write_text(BASE + extra)
+    with pytest.raises(DataFormatError) as info:
+        load_config("embedding", path)
+    error = info.value
+    assert (error.path, error.line, error.field) == (str(path), line, key), str(error)
+    assert message in str(error)
+
+
+@pytest.mark.parametrize(("text", "key"), [
+    ("model: m\ndata: null\nout: o\n", "data"),
+    ("model: {name: x}\ndata: d\nout: o\n", "model"),
+    ("model: m\ndata: [a, b]\nout: o\n", "data"),
+    ("model: m\ndata: 2024\nout: o\n", "data"),
+])
+def test_strings_are_not_made_from_other_values(tmp_path, text, key):
+    path = tmp_path / "cfg.yaml"
+    path.write_text(text)
+    with pytest.raises(DataFormatError, match=f'field "{key}": expected a string'):
+        load_config("reranker", path)
+
+
+def test_anchors_and_aliases_are_refused(tmp_path):
+    path = tmp_path / "bomb.yaml"
+    lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    lines += [f"{c}: &{c} [{','.join(['*' + p] * 9)}]" for p, c in zip("abcdefgh", "bcdefghi")]
+    path.write_text(BASE + "\n".join(lines) + "\n")
+    assert len(path.read_bytes()) < 600
+    with pytest.raises(DataFormatError, match=r"bomb\.yaml, line 4: .*anchors"):
+        load_config("embedding", path)
+    path.write_text(BASE + "query_prompt: *x\n")
+    with pytest.raises(DataFormatError, match="aliases"):
+        load_config("embedding", path)
+
+
+def test_broken_files_name_the_file(tmp_path):
+    path = tmp_path / "cfg.yaml"
+    path.write_bytes(BASE.encode() + b"split: tr\xe9in\n")
+    with pytest.raises(DataFormatError, match=r"cfg\.yaml, line 4: invalid UTF-8"):
+        load_config("embedding", path)
+    path.write_text(BASE + "matryoshka_dims: " + "[" * 20000 + "]" * 20000 + "\n")
+    with pytest.raises(DataFormatError, match=r"cfg\.yaml"):
+        load_config("embedding", path)
+    path.write_text(BASE + "? [a, b]\n: 1\n")
+    with pytest.raises(DataFormatError, match="keys must be plain names"):
+        load_config("embedding", path)
+
+
+def test_command_line_strings_are_parsed_strictly():
+    base = {"model": "m", "data": "d", "out": "o"}
+    config = load_config("embedding", None, {**base, "learning_rate": "3e-5",
+                                             "matryoshka_dims": "384,128", "symmetric": "yes"})
+    assert config.learning_rate == 3e-5 and config.matryoshka_dims == [384, 128]
+    assert config.symmetric is True
+    for key, value in (("batch_size", "8.0"), ("batch_size", "1_0"), ("learning_rate", "nan"),
+                       ("batch_size", "-8"), ("matryoshka_dims", "1.5,2"), ("seed", "-1")):
+        with pytest.raises(DataFormatError, match=f'<command line>, field "{key}'):
+            load_config("embedding", None, {**base, key: value})
+    with pytest.raises(DataFormatError, match="batch_size"):
+        load_config("embedding", None, {**base, "batch_size": -8})  # an argparse int
+
+
+def test_integer_values_of_float_keys_are_fine(tmp_path):
+    path = tmp_path / "cfg.yaml"
+    path.write_text(BASE + "epochs: 2\nattention_dropout: 0\nlearning_rate: 1.0e-4\n")
+    config = load_config("embedding", path)
+    assert config.epochs == 2.0 and isinstance(config.epochs, float)
+    assert config.attention_dropout == 0.0
+
+
+def test_a_field_range_can_exceed_32_bits():
+    config = load_config("embedding", None, {"model": "m", "data": "d", "out": "o",
+                                             "seed": 2**32 - 1})
+    assert config.seed == 2**32 - 1

@@ -11,7 +11,8 @@ import json
 from pathlib import Path
 
 from ragsift.data.trec import read_any_qrels, read_run
-from ragsift.evaluate import DEFAULT_METRICS, evaluate, paired_tests, results_table
+from ragsift.errors import DataFormatError
+from ragsift.evaluate import DEFAULT_METRICS, evaluate, paired_tests, parse_metric, results_table
 from ragsift.report import markdown_table
 
 
@@ -25,20 +26,52 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--qrels", required=True, metavar="FILE",
                         help="qrels: BEIR tsv (qrels/test.tsv) or TREC format")
     parser.add_argument("runs", nargs="+", metavar="RUN_FILE", help="TREC run files")
-    parser.add_argument("--metrics", default=",".join(DEFAULT_METRICS),
-                        help=f"comma-separated (default: {','.join(DEFAULT_METRICS)})")
+    parser.add_argument("--metrics", default=list(DEFAULT_METRICS), type=metric_list,
+                        help="comma-separated: ndcg@k, mrr@k, map, map@k, recall@k, "
+                             f"precision@k, hit@k (default: {','.join(DEFAULT_METRICS)})")
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
     parser.add_argument("--per-query", action="store_true", help="include per-query values")
     parser.add_argument("--keep-identical-ids", action="store_true",
                         help="keep documents whose id equals the query id (BEIR drops them)")
-    parser.add_argument("--permutations", type=int, default=10000,
+    parser.add_argument("--permutations", type=positive_int, default=10000,
                         help="randomization test permutations (default: 10000)")
     parser.set_defaults(func=run)
 
 
+def metric_list(text: str) -> list[str]:
+    """``--metrics``: comma-separated metric names, each checked (a bad one is a usage error).
+
+    Example:
+        >>> metric_list("ndcg@10, recall@100")
+        ['ndcg@10', 'recall@100']
+    """
+    names = [m.strip() for m in text.split(",") if m.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("give at least one metric, e.g. ndcg@10")
+    for name in names:
+        try:
+            parse_metric(name)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return names
+
+
+def positive_int(text: str) -> int:
+    """An integer >= 1 given on the command line."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 def run(args: argparse.Namespace) -> int:
-    metrics = [m for m in args.metrics.split(",") if m.strip()]
+    metrics = args.metrics
     qrels = read_any_qrels(args.qrels)
+    if not any(qrels.values()):
+        raise DataFormatError(args.qrels, None, None, "no judgements in this qrels file")
     names = [Path(p).name if Path(p).name not in _dupes(args.runs) else p for p in args.runs]
     results = [evaluate(qrels, read_run(p), metrics, not args.keep_identical_ids)
                for p in args.runs]

@@ -12,10 +12,10 @@ import sys
 from collections.abc import Sequence
 
 from ragsift import __version__
-from ragsift.errors import RagsiftError
+from ragsift.errors import RagsiftError, UsageError
 
 _GROUPS = ("search", "index", "evaluate", "rerank", "train", "label", "mine", "synth", "gain_label",
-           "job", "rag", "serve", "demo", "datasets")
+           "job", "rag", "serve", "demo", "datasets", "collection")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,19 +48,63 @@ def configure_logging(verbose: bool) -> None:
         hf_logging.disable_progress_bar()
 
 
+EXIT_OK, EXIT_DATA, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit code (0 ok, 1 a ragsift error, 2 usage)."""
+    """Run the command line; return the exit status.
+
+    0: success; 1: a data error (a bad or missing input file, model or index, or an unexpected
+    failure); 2: a usage error (a bad option or value; argparse's own errors too); 130:
+    interrupted. Every error is one line on stderr, ``ragsift COMMAND: error: ...``; only an
+    unexpected internal exception prints its traceback, and only with ``-v``.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(args.verbose)
     try:
         return int(args.func(args) or 0)
-    except (RagsiftError, FileNotFoundError) as exc:
-        print(f"ragsift {args.command}: error: {exc}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print(f"ragsift {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # noqa: BLE001 - the last resort: one line, never a traceback
+        status, message = describe_error(exc)
+        if status is None:
+            if args.verbose:
+                raise
+            message += "; rerun with -v for the traceback"
+            status = EXIT_DATA
+        print(f"ragsift {args.command}: error: {message}", file=sys.stderr)
+        return status
+
+
+def describe_error(exc: Exception) -> tuple[int | None, str]:
+    """The exit status and one-line message for ``exc``; status ``None`` for an unexpected
+    (internal) exception, whose traceback ``-v`` shows."""
+    if isinstance(exc, UsageError):
+        return EXIT_USAGE, str(exc)
+    if isinstance(exc, RagsiftError):
+        return EXIT_DATA, str(exc)
+    if isinstance(exc, OSError):
+        return EXIT_DATA, _os_error(exc)
+    if isinstance(exc, MemoryError):
+        return EXIT_DATA, "out of memory (try a smaller --batch-size or input)"
+    if type(exc) is ValueError:  # library code's checks of values the user passed
+        return None, _first_line(exc) or "invalid value"
+    return None, f"internal error ({type(exc).__name__}): {_first_line(exc)}"
+
+
+def _os_error(exc: OSError) -> str:
+    """``path: reason`` for an operating-system error (permission denied, is a folder, ...)."""
+    if exc.filename is not None and exc.strerror:
+        where = exc.filename if exc.filename2 is None else f"{exc.filename} -> {exc.filename2}"
+        return f"{where}: {exc.strerror}"
+    return _first_line(exc) or type(exc).__name__
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else ""
 
 
 if __name__ == "__main__":

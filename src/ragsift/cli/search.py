@@ -41,7 +41,8 @@ def load_index(path: str, spec: str | None) -> Retriever:
         return Retriever.load(path)
     parsed = parse_spec(spec)
     model = None if parsed.kind in ("bm25", "hybrid") else parsed.argument  # bm25:METHOD
-    retriever = Retriever.load(path, model=model)
+    # a hybrid spec names its members' models: the user trusts the folders it names
+    retriever = Retriever.load(path, model=model, trust_model_paths=parsed.kind == "hybrid")
     if retriever.kind != parsed.kind:
         raise IndexMismatchError(f"{path}: holds a {retriever.kind!r} index, not {spec!r}")
     return retriever

@@ -8,8 +8,9 @@ Layout (https://github.com/beir-cellar/beir):
 - ``qrels/<split>.tsv``: ``query-id  corpus-id  score`` separated by tabs, with or without a header.
 
 Every reader validates as it streams and raises :class:`~ragsift.errors.DataFormatError` naming
-the file, line and field: malformed JSON, a missing field, a duplicate id, a non-integer score,
-a qrels id absent from the corpus or the queries.
+the file, line and field: invalid UTF-8 or gzip data, malformed JSON, a missing field, a
+duplicate id, an id with whitespace or control characters, a relevance that is not an integer
+in range, a qrels id absent from the corpus or the queries (rules in :mod:`ragsift.data.checks`).
 
 Example:
     >>> data = load_beir("path/to/scifact", split="test")   # doctest: +SKIP
@@ -23,7 +24,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ragsift.data.jsonl import add_unique, field_id, field_str, open_text, read_jsonl
+from ragsift.data.checks import check_id, parse_relevance
+from ragsift.data.jsonl import add_unique, field_id, field_str, read_jsonl
+from ragsift.data.lines import iter_lines
 from ragsift.errors import DataFormatError
 from ragsift.types import Corpus, Document, Qrels, Queries
 
@@ -83,45 +86,58 @@ def load_queries(path: str | Path) -> dict[str, str]:
     return queries
 
 
+_HEADER_NAMES = (
+    {"query-id", "query_id", "queryid", "qid", "query"},
+    {"corpus-id", "corpus_id", "corpusid", "doc-id", "doc_id", "docid", "did", "document",
+     "corpus"},
+    {"score", "relevance", "rel", "label", "grade"},
+)
+
+
+def is_qrels_header(columns: list[str]) -> bool:
+    """Whether ``columns`` are a qrels header such as ``query-id corpus-id score``.
+
+    Example:
+        >>> is_qrels_header(["query-id", "corpus-id", "score"])
+        True
+        >>> is_qrels_header(["q1", "d1", "high"])
+        False
+    """
+    return len(columns) == 3 and all(
+        column.strip().lower() in names for column, names in zip(columns, _HEADER_NAMES)
+    )
+
+
+def qrels_columns(text: str) -> list[str]:
+    """The columns of a BEIR qrels line: split on tabs, or on any whitespace without a tab."""
+    parts = text.split("\t") if "\t" in text else text.split()
+    return [p.strip() for p in parts]
+
+
 def load_qrels(path: str | Path) -> Qrels:
     """Relevance judgements from a BEIR qrels tsv (``query-id corpus-id score``, header optional).
 
-    Returns ``{query id: {doc id: relevance}}``. A repeated (query, doc) pair is an error.
+    Returns ``{query id: {doc id: relevance}}``. A repeated (query, doc) pair is an error; so is
+    a relevance that is not an integer (``1.0`` is one) in the range pytrec_eval holds, and an id
+    with whitespace or control characters. Only a first line naming the columns (``query-id
+    corpus-id score``) is skipped as a header.
     """
     path = Path(path)
     qrels: Qrels = {}
-    with open_text(path) as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            parts = line.rstrip("\n").rstrip("\r").split("\t")
-            if len(parts) == 1:
-                parts = line.split()
-            if len(parts) != 3:
-                raise DataFormatError(
-                    path, line_no, None, f"expected 3 tab-separated columns, got {len(parts)}"
-                )
-            qid, doc_id, score = (p.strip() for p in parts)
-            try:
-                relevance = int(score)
-            except ValueError:
-                try:
-                    as_float = float(score)
-                except ValueError:
-                    if line_no == 1:  # a header such as "query-id corpus-id score"
-                        continue
-                    raise DataFormatError(
-                        path, line_no, "score", f"expected an integer, got {score!r}"
-                    ) from None
-                if not as_float.is_integer():
-                    raise DataFormatError(
-                        path, line_no, "score", f"expected an integer, got {score!r}"
-                    ) from None
-                relevance = int(as_float)
-            if not qid or not doc_id:
-                field = "query-id" if not qid else "corpus-id"
-                raise DataFormatError(path, line_no, field, "empty id")
-            add_unique(qrels, qid, doc_id, relevance, path, line_no, "corpus-id")
+    for line_no, text in iter_lines(path):
+        if not text.strip():
+            continue
+        parts = qrels_columns(text)
+        if len(parts) != 3:
+            raise DataFormatError(
+                path, line_no, None, f"expected 3 tab-separated columns, got {len(parts)}"
+            )
+        if line_no == 1 and is_qrels_header(parts):
+            continue
+        qid = check_id(parts[0], path, line_no, "query-id")
+        doc_id = check_id(parts[1], path, line_no, "corpus-id")
+        relevance = parse_relevance(parts[2], path, line_no, "score")
+        add_unique(qrels, qid, doc_id, relevance, path, line_no, "corpus-id")
     return qrels
 
 
@@ -149,23 +165,22 @@ def check_qrels(
     if not missing_q and not missing_d:
         return
     bad_q, bad_d = set(missing_q), set(missing_d)
-    with open_text(qrels_file) as handle:
-        for line_no, line in enumerate(handle, start=1):
-            parts = line.split()
-            if len(parts) < 2:
-                continue
-            if parts[0] in bad_q:
-                raise DataFormatError(
-                    qrels_file, line_no, "query-id",
-                    f"query {parts[0]!r} is not in queries.jsonl "
-                    f"({len(missing_q)} qrels queries missing in all)",
-                )
-            if (parts[0], parts[1]) in bad_d:
-                raise DataFormatError(
-                    qrels_file, line_no, "corpus-id",
-                    f"document {parts[1]!r} is not in corpus.jsonl "
-                    f"({len(missing_d)} judged documents missing in all)",
-                )
+    for line_no, text in iter_lines(qrels_file):
+        parts = qrels_columns(text)
+        if len(parts) < 2:
+            continue
+        if parts[0] in bad_q:
+            raise DataFormatError(
+                qrels_file, line_no, "query-id",
+                f"query {parts[0]!r} is not in queries.jsonl "
+                f"({len(missing_q)} qrels queries missing in all)",
+            )
+        if (parts[0], parts[1]) in bad_d:
+            raise DataFormatError(
+                qrels_file, line_no, "corpus-id",
+                f"document {parts[1]!r} is not in corpus.jsonl "
+                f"({len(missing_d)} judged documents missing in all)",
+            )
     raise DataFormatError(qrels_file, None, None, "qrels ids absent from the corpus or queries")
 
 

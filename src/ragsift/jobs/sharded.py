@@ -48,6 +48,15 @@ def shards_dir(out: str | Path) -> Path:
     return out.with_name(out.name + ".shards")
 
 
+def _previous_job(file: Path) -> dict:
+    """The recorded settings of the job whose shards are in ``file``'s folder."""
+    try:
+        return json.loads(file.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as exc:
+        raise RagsiftError(f"{file}: unreadable job record ({exc}); delete {file.parent} to "
+                           f"start over") from None
+
+
 def run_sharded(keys: Sequence[str], work: Callable[[list[str]], list[str]], out: str | Path,
                 shard_size: int = 256, desc: str = "job", show_progress: bool = True,
                 backend: ShardBackend | None = None) -> JobResult:
@@ -68,7 +77,7 @@ def run_sharded(keys: Sequence[str], work: Callable[[list[str]], list[str]], out
     manifest = {"shard_size": shard_size, "items": len(keys), "keys_sha256": digest}
     manifest_file = folder / "job.json"
     if manifest_file.is_file():
-        previous = json.loads(manifest_file.read_text())
+        previous = _previous_job(manifest_file)
         if previous != manifest:
             raise RagsiftError(f"{folder} holds shards of a different job ({previous}); delete "
                                f"it to start over")

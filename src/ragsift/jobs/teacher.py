@@ -4,6 +4,10 @@
 (cross-encoder, LLM, ColBERT) and falls back to a bi-encoder (a sentence-transformers or
 transformers encoder) when the folder is none of those; ``kind`` forces one.
 
+Scores depend only on the pairs of one :meth:`Teacher.score` call (nothing is carried over
+from earlier calls), so a sharded job scores each shard identically whether it runs straight
+through or resumes after a kill.
+
 Two scales:
 
 - ``raw``: the model's own score (a logit / log-odds for cross-encoders and LLMs, MaxSim for
@@ -27,12 +31,9 @@ Scale = Literal["raw", "probability"]
 class Teacher:
     """Scores pairs with a reranker or a bi-encoder (see the module docstring)."""
 
-    def __init__(self, model: Any, kind: Literal["reranker", "bi-encoder"],
-                 cache_size: int = 200_000) -> None:
+    def __init__(self, model: Any, kind: Literal["reranker", "bi-encoder"]) -> None:
         self.model = model
         self.kind = kind
-        self.cache_size = cache_size
-        self._cache: dict[str, np.ndarray] = {}
 
     @classmethod
     def load(cls, name: str | os.PathLike[str], kind: str = "auto",
@@ -93,13 +94,11 @@ class Teacher:
         return np.einsum("ij,ij->i", q_vectors[rows], p_vectors[cols]).astype(np.float32)
 
     def _passage_vectors(self, passages: list[str]) -> np.ndarray:
-        """Bi-encoder vectors of distinct ``passages``, kept in a cache of ``cache_size``
-        entries (oldest evicted first): a labelling job meets each corpus document in the
-        candidate lists of many queries, and encodes it once."""
-        missing = [p for p in passages if p not in self._cache]
-        fresh = dict(zip(missing, self.model.encode_documents(missing))) if missing else {}
-        vectors = np.stack([fresh[p] if p in fresh else self._cache[p] for p in passages])
-        self._cache.update(fresh)
-        while len(self._cache) > self.cache_size:
-            self._cache.pop(next(iter(self._cache)))
-        return vectors
+        """Bi-encoder vectors of the distinct ``passages`` of one call, encoded together.
+
+        There is deliberately no cache across calls: a vector depends slightly (1e-8..1e-7) on
+        the batch it was encoded in (padding length and kernel shapes), so reusing one from an
+        earlier call would make a call's scores depend on which calls came before it, and a
+        resumed labelling job would differ from an uninterrupted one. Within a call each
+        passage is encoded once, and the same pairs always give the same scores."""
+        return self.model.encode_documents(passages)

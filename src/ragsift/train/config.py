@@ -1,7 +1,9 @@
 """Training configurations: YAML files parsed into validated dataclasses, one per task.
 
-A config file holds the keys of the task's dataclass at the top level; an unknown key is an
-error that names the file, its line and the key. Command-line flags override the file.
+A config file holds the keys of the task's dataclass at the top level; an unknown or repeated
+key, a value of the wrong type and a number out of range (:data:`LIMITS`) are errors that
+name the file, its line and the key (:mod:`ragsift.config_file`). Command-line flags override
+the file.
 
 Example ``configs/embedding-scifact.yaml``::
 
@@ -17,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from ragsift.config_file import load_dataclass
+from ragsift.config_file import Range, load_dataclass
 from ragsift.errors import RagsiftError
 
 Task = Literal["embedding", "reranker", "colbert", "llm-reranker", "vector-distill"]
@@ -206,6 +208,30 @@ class VectorDistillConfig(TrainConfig):
     batch_size: int = 32
 
 
+_POSITIVE = Range(0, low_open=True)
+_AT_LEAST_0 = Range(0)
+_AT_LEAST_1 = Range(1)
+_FRACTION = Range(0, 1)
+#: The allowed range of every numeric training setting, by key (list fields: of each item).
+LIMITS: dict[str, Range] = {
+    "negatives": _AT_LEAST_0, "negatives_depth": _AT_LEAST_1, "negatives_skip": _AT_LEAST_0,
+    "max_steps": Range(-1), "epochs": _POSITIVE, "batch_size": _AT_LEAST_1,
+    "gradient_accumulation_steps": _AT_LEAST_1, "learning_rate": Range(0, 1, low_open=True),
+    "warmup_ratio": _FRACTION, "weight_decay": _AT_LEAST_0, "max_grad_norm": _AT_LEAST_0,
+    "seed": Range(0, 2**32 - 1), "save_steps": _AT_LEAST_1, "save_total_limit": _AT_LEAST_0,
+    "logging_steps": _AT_LEAST_1, "eval_steps": _AT_LEAST_0, "eval_queries": _AT_LEAST_1,
+    "eval_k": _AT_LEAST_1, "query_max_length": _AT_LEAST_1, "max_length": _AT_LEAST_1,
+    "attention_dropout": Range(-1, 1), "lora_r": _AT_LEAST_0, "lora_alpha": _POSITIVE,
+    "lora_dropout": _FRACTION, "distill_temperature": _POSITIVE,
+    "distill_teacher_temperature": _AT_LEAST_0, "distill_label_weight": _AT_LEAST_0,
+    "temperature": _POSITIVE, "matryoshka_dims": _AT_LEAST_1,
+    "matryoshka_weights": _AT_LEAST_0, "grad_cache_chunk": _AT_LEAST_0, "layers": _AT_LEAST_0,
+    "hidden_distill_weight": _AT_LEAST_0, "embedding_size": _AT_LEAST_1,
+    "query_length": _AT_LEAST_1, "document_length": _AT_LEAST_1, "cosine_weight": _AT_LEAST_0,
+    "similarity_weight": _AT_LEAST_0, "relative_weight": _AT_LEAST_0,
+    "relative_margin": _AT_LEAST_0, "max_texts": _AT_LEAST_0,
+}
+
 CONFIGS: dict[str, type[TrainConfig]] = {
     "embedding": EmbeddingConfig, "reranker": RerankerConfig, "colbert": ColbertConfig,
     "llm-reranker": LLMRerankerConfig, "vector-distill": VectorDistillConfig,
@@ -216,10 +242,12 @@ def load_config(task: str, path: str | Path | None = None,
                 overrides: dict[str, Any] | None = None) -> TrainConfig:
     """The task's config from a YAML file (optional) with ``overrides`` applied (``None``
     values are ignored). Raises :class:`DataFormatError` naming the file, line and key of an
-    unknown key or a value of the wrong type."""
+    unknown or repeated key, a value of the wrong type (never coerced: ``batch_size: true`` is
+    refused) or a number out of its range (:data:`LIMITS`)."""
     if task not in CONFIGS:
         raise ValueError(f"unknown training task {task!r}; choose from {sorted(CONFIGS)}")
-    config = load_dataclass(CONFIGS[task], path, overrides, what=f"{task} training")
+    config = load_dataclass(CONFIGS[task], path, overrides, what=f"{task} training",
+                            limits=LIMITS)
     for required in ("model", "data", "out"):
         if not getattr(config, required):
             raise RagsiftError(f"{task} training needs {required!r} (config file or "
