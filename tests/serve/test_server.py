@@ -6,17 +6,13 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import socket
 import threading
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 pytest.importorskip("fastapi")
-uvicorn = pytest.importorskip("uvicorn")
 cohere = pytest.importorskip("cohere")
 openai = pytest.importorskip("openai")
 httpx = pytest.importorskip("httpx")
@@ -26,10 +22,8 @@ from ragsift.errors import DataFormatError  # noqa: E402
 from ragsift.serve.app import create_app  # noqa: E402
 from ragsift.serve.config import ServeConfig  # noqa: E402
 from tests.conftest import DOCS, write_beir  # noqa: E402
+from tests.serve.conftest import API_KEY, AUTH, TOPICS, running  # noqa: E402
 
-API_KEY = "test-key"
-AUTH = {"Authorization": f"Bearer {API_KEY}"}
-TOPICS = {"d1": "animals", "d2": "animals", "d7": "animals", "d3": "code", "d6": "code"}
 TEXTS = [text for _, text in DOCS.values()]
 QUERY = "which animals sleep a lot"
 
@@ -41,51 +35,13 @@ def parse(*argv: str) -> argparse.Namespace:
 
 
 @pytest.fixture(scope="module")
-def index_dir(tmp_path_factory) -> Path:
-    """A BM25 index of the tiny BEIR corpus, beside a copy of the corpus with a topic field."""
-    from ragsift.data.beir import load_corpus
-    from ragsift.retrieve import BM25Retriever
-
-    folder = tmp_path_factory.mktemp("serve")
-    beir = write_beir(folder / "beir")
-    with open(folder / "corpus.jsonl", "w") as f:
-        for doc_id, (title, text) in DOCS.items():
-            row = {"_id": doc_id, "title": title, "text": text, "topic": TOPICS.get(doc_id, "")}
-            f.write(json.dumps(row) + "\n")
-    bm25 = BM25Retriever()
-    bm25.index(load_corpus(beir))
-    return bm25.save(folder / "index")
-
-
-@pytest.fixture(scope="module")
-def url(tmp_path_factory, tiny_cross_encoder, tiny_model_dir, index_dir) -> Iterator[str]:
+def url(tmp_path_factory, serve_config) -> Iterator[str]:
     """The server started from a YAML config through the CLI's parser, on a free port."""
-    config = {
-        "rerankers": {"tiny": str(tiny_cross_encoder)},
-        "embedders": {"tiny-embed": {"model": str(tiny_model_dir),
-                                     "options": {"device": "cpu"}}},
-        "index": {"path": str(index_dir), "corpus": str(index_dir.parent / "corpus.jsonl")},
-        "limits": {"max_documents": 20, "max_tokens": 2000, "max_wait_ms": 20},
-        "api_key": API_KEY,
-    }
     config_file = tmp_path_factory.mktemp("config") / "serve.yaml"
-    config_file.write_text(json.dumps(config))  # JSON is YAML
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    app = create_app(serve_cli.config_from_args(parse("--config", str(config_file),
-                                                      "--port", str(port))))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
-    sock.close()
+    config_file.write_text(json.dumps(serve_config))  # JSON is YAML
+    with running(create_app(serve_cli.config_from_args(parse("--config", str(config_file))))) \
+            as base_url:
+        yield base_url
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,11 @@ there: no request can name a path) and returns a FastAPI app with:
 | ``GET /metrics``     | Prometheus text    | requests, latency, micro-batch sizes            |
 
 Each model runs in its own :class:`MicroBatcher` thread, so concurrent requests share forward
-passes and the event loop never waits on a model. Errors: 401 (missing or wrong Bearer key when
-one is configured), 404 (unknown model), 413 (more documents or tokens than the limits), 422
-(a malformed body; the detail names the field).
+passes and the event loop never waits on a model; a request that makes its model fail fails
+alone. Errors: 401 (missing or wrong Bearer key when one is configured), 404 (unknown model),
+413 (a body over ``max_body_bytes``, refused before it is parsed, or more documents or tokens
+than the limits), 422 (a malformed body; the detail names the field), 500 (the model failed on
+this request), 503 (a model's worker has stopped; ``/health`` says 503 too).
 """
 
 from __future__ import annotations
@@ -37,14 +39,18 @@ from typing import Annotated, Any, Generic, TypeVar
 
 import numpy as np
 from fastapi import Depends, FastAPI, HTTPException, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ragsift.errors import RagsiftError
 from ragsift.models.bi_encoder import BiEncoder
 from ragsift.rerank import Reranker
 from ragsift.retrieve.base import Retriever, read_manifest
-from ragsift.serve.batcher import MicroBatcher
+from ragsift.serve.batcher import MicroBatcher, WorkerStopped
 from ragsift.serve.config import Limits, ServeConfig
+from ragsift.serve.guards import BodyLimit, http_error, validation_error
+from ragsift.serve.loading import load_reranker
 from ragsift.serve.schemas import (
     CohereRerankRequest,
     CohereRerankResponse,
@@ -196,9 +202,14 @@ class Services:
     index: Served[Retriever] | None = None
     corpus: dict[str, Document] | None = None
 
+    def served(self) -> list[tuple[str, Served]]:
+        """Every loaded model with its type: ``reranker``, ``embedder`` or ``index``."""
+        return ([("reranker", s) for s in self.rerankers.values()]
+                + [("embedder", s) for s in self.embedders.values()]
+                + ([("index", self.index)] if self.index else []))
+
     def batchers(self) -> list[MicroBatcher]:
-        served = [*self.rerankers.values(), *self.embedders.values()]
-        return [s.batcher for s in served + ([self.index] if self.index else [])]
+        return [served.batcher for _, served in self.served()]
 
 
 def exclusive(lock: threading.Lock, fn: Callable[..., Result]) -> Callable[..., Result]:
@@ -252,7 +263,7 @@ def load_services(config: ServeConfig, metrics: Metrics) -> Services:
                       RequestTokenizer(tokenizer) if tokenizer is not None else None)
 
     for name, entry in config.rerankers.items():
-        reranker = Reranker.load(entry.model, **entry.options)
+        reranker = load_reranker(name, entry)
         services.rerankers[name] = serve("reranker", name, reranker,
                                          per_request(reranker.score), limits.max_batch_tokens,
                                          tokenizer=reranker.tokenizer)
@@ -323,10 +334,33 @@ def encode_vector(vector: np.ndarray, encoding: str) -> list[float] | str:
     return vector.tolist()
 
 
-def invalid(field_name: str, message: str) -> HTTPException:
-    """A 422 shaped like FastAPI's validation errors, naming the body field."""
-    return HTTPException(422, detail=[{"loc": ["body", field_name], "msg": message,
-                                       "type": "value_error"}])
+def invalid(fields: str | Sequence[str], message: str) -> HTTPException:
+    """A 422 shaped like FastAPI's validation errors, naming the body field (or fields)."""
+    names = [fields] if isinstance(fields, str) else fields
+    return HTTPException(422, detail=[{"loc": ["body", name], "msg": message,
+                                       "type": "value_error"} for name in names])
+
+
+async def tokenize(served: Served, fields: Sequence[str], fn: Callable[..., Result],
+                   *args: Any) -> Result:
+    """``fn(tokenizer, *args)`` on ``served``'s request tokenizer; input it cannot read is a
+    422 naming ``fields``."""
+    try:
+        return await served.tokenizer.run(fn, *args)
+    except (TypeError, ValueError) as exc:
+        raise invalid(fields, f"the model's tokenizer cannot read this input ({exc})") from exc
+
+
+async def run_model(served: Served, item: Any, tokens: int) -> Any:
+    """``item``'s result from ``served``'s batcher: a 503 once its worker has stopped, a 500
+    naming the model when the model fails on this request (the log has the traceback)."""
+    try:
+        return await served.batcher.submit(item, tokens)
+    except WorkerStopped as exc:
+        raise HTTPException(503, f"{exc}; the server must be restarted") from exc
+    except Exception as exc:
+        raise HTTPException(500, f"{served.batcher.name} failed on this request "
+                                 f"({type(exc).__name__}; the server log has details)") from exc
 
 
 def best_first(scores: np.ndarray) -> list[int]:
@@ -368,6 +402,9 @@ def create_app(config: ServeConfig) -> FastAPI:
     app = FastAPI(title="ragsift", lifespan=lifespan)
     app.state.services = services
     app.state.metrics = metrics
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)  # inside `record`
 
     async def authorize(credentials: Credentials) -> None:
         if config.api_key is None:
@@ -401,11 +438,12 @@ def create_app(config: ServeConfig) -> FastAPI:
                                      "per request")
 
     async def raw_scores(served: Served[Reranker], query: str, docs: list[str],
-                         limit: int | None) -> np.ndarray:
+                         limit: int | None, docs_field: str) -> np.ndarray:
         check_size(len(docs))
-        docs, tokens = await served.tokenizer.run(fit_documents, query, docs, limit)
+        docs, tokens = await tokenize(served, ("query", docs_field), fit_documents, query,
+                                      docs, limit)
         check_size(len(docs), tokens)
-        return await served.batcher.submit([(query, d) for d in docs], tokens)
+        return await run_model(served, [(query, d) for d in docs], tokens)
 
     @app.post("/v2/rerank", response_model=CohereRerankResponse,
               response_model_exclude_none=True, dependencies=guarded)
@@ -413,7 +451,8 @@ def create_app(config: ServeConfig) -> FastAPI:
         served = lookup(services.rerankers, body.model, "reranker")
         texts = [d if isinstance(d, str) else d.text for d in body.documents]
         scores = probabilities(served.model, await raw_scores(served, body.query, texts,
-                                                              body.max_tokens_per_doc))
+                                                              body.max_tokens_per_doc,
+                                                              "documents"))
         results = [
             CohereRerankResult(index=i, relevance_score=float(scores[i]),
                                document=RerankDocument(text=texts[i])
@@ -430,7 +469,7 @@ def create_app(config: ServeConfig) -> FastAPI:
         if body.truncate:  # the model's own tokenizer: under its lock
             budget = exclusive(served.lock, served.model.passage_budget)
             limit = max(await asyncio.to_thread(budget, body.query), 1)
-        scores = await raw_scores(served, body.query, body.texts, limit)
+        scores = await raw_scores(served, body.query, body.texts, limit, "texts")
         if not body.raw_scores:
             scores = probabilities(served.model, scores)
         return [TeiRank(index=i, score=float(scores[i]),
@@ -446,9 +485,9 @@ def create_app(config: ServeConfig) -> FastAPI:
         if body.dimensions is not None and body.dimensions > encoder.dim:
             raise invalid("dimensions", f"{body.model} has {encoder.dim} dimensions; "
                                         f"asked for {body.dimensions}")
-        tokens = await served.tokenizer.run(count_tokens, texts, encoder.max_length)
+        tokens = await tokenize(served, ("input",), count_tokens, texts, encoder.max_length)
         check_size(len(texts), tokens)
-        vectors = await served.batcher.submit(texts, tokens)
+        vectors = await run_model(served, texts, tokens)
         if body.dimensions is not None:
             vectors = vectors[:, : body.dimensions]
             if encoder.layout.normalize:
@@ -458,6 +497,14 @@ def create_app(config: ServeConfig) -> FastAPI:
                 for i, v in enumerate(vectors)]
         return EmbeddingResponse(data=data, model=body.model,
                                  usage=Usage(prompt_tokens=tokens, total_tokens=tokens))
+
+    if config.collection is not None:
+        from ragsift.collection import Collection
+        from ragsift.serve.collection_routes import add_collection_routes
+
+        collection = Collection.open(config.collection)
+        app.state.collection = collection
+        add_collection_routes(app, collection, guarded, limits.max_documents)
 
     @app.post("/search", response_model=SearchResponse, response_model_exclude_none=True,
               dependencies=guarded)
@@ -472,7 +519,7 @@ def create_app(config: ServeConfig) -> FastAPI:
         total = index.model.num_documents
         depth = min(body.k * 10 if body.filter else body.k, total)
         while True:
-            hits = await index.batcher.submit((body.query, depth), 1)
+            hits = await run_model(index, (body.query, depth), 1)
             if body.filter:
                 hits = [(d, s) for d, s in hits if d in corpus and matches(corpus[d], body.filter)]
             if not body.filter or len(hits) >= body.k or depth >= total:
@@ -485,12 +532,13 @@ def create_app(config: ServeConfig) -> FastAPI:
                                      text=doc.text if doc else None))
         return SearchResponse(results=results)
 
-    @app.get("/health", response_model=Health)
-    async def health() -> Health:
-        models = [ModelInfo(name=n, type="reranker") for n in services.rerankers]
-        models += [ModelInfo(name=n, type="embedder") for n in services.embedders]
-        if services.index is not None:
-            models.append(ModelInfo(name=services.index.name, type="index"))
+    @app.get("/health", response_model=Health, response_model_exclude_none=True)
+    async def health(response: Response) -> Health:
+        models = [ModelInfo(name=served.name, type=kind, error=served.batcher.stopped)
+                  for kind, served in services.served()]
+        if any(model.error for model in models):
+            response.status_code = 503
+            return Health(status="unavailable", models=models)
         return Health(models=models)
 
     @app.get("/metrics")

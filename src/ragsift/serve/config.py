@@ -16,16 +16,20 @@ A YAML file (every section optional)::
       max_tokens: 65536             # tokens per request
       max_batch_tokens: 16384       # tokens per micro-batch
       max_wait_ms: 5                # how long a request waits for others to batch with
+      max_body_bytes: 4194304       # bytes per request body (4 MiB)
     api_key: secret                 # else $RAGSIFT_API_KEY; none: no authentication
 
 Names are what clients put in ``model``. Reranker ``options`` go to :meth:`Reranker.load`
-(``family``, ``long_doc``, ``max_length``, ``batch_size``, ``backend``, ...). An unknown key
-anywhere is an error naming the key.
+(``family``, ``long_doc``, ``max_length``, ``batch_size``, ``backend``, ...), except
+``allow_untrained_head: true``, which lets the server load a cross-encoder whose scoring head
+the checkpoint lacks. An unknown key, a limit out of its range (or not finite, or a boolean) and
+a non-finite number among the options are errors naming the key.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -35,6 +39,7 @@ from typing import Any
 from ragsift.errors import DataFormatError
 
 API_KEY_ENV = "RAGSIFT_API_KEY"
+ALLOW_UNTRAINED_HEAD = "allow_untrained_head"  # a reranker option the server reads itself
 
 
 @dataclass(frozen=True)
@@ -56,14 +61,48 @@ class IndexConfig:
     corpus: str | None = None
 
 
+def _bounded(default: int | float, low: int | float, high: int | float) -> Any:
+    """A :class:`Limits` field: ``default``, valid from ``low`` to ``high`` (an int field takes
+    ints only, a float field ints or floats; never booleans or non-finite numbers)."""
+    return field(default=default, metadata={"range": (low, high)})
+
+
 @dataclass(frozen=True)
 class Limits:
-    """Per-request and per-batch bounds (see the module docstring)."""
+    """Per-request and per-batch bounds (see the module docstring), each checked against its
+    range: ``Limits(max_wait_ms=float("inf"))`` raises :class:`DataFormatError`."""
 
-    max_documents: int = 1000
-    max_tokens: int = 65536
-    max_batch_tokens: int = 16384
-    max_wait_ms: float = 5.0
+    max_documents: int = _bounded(1000, 1, 1_000_000)
+    max_tokens: int = _bounded(65536, 1, 100_000_000)
+    max_batch_tokens: int = _bounded(16384, 1, 10_000_000)
+    max_wait_ms: float = _bounded(5.0, 0, 10_000)
+    max_body_bytes: int = _bounded(4 * 1024 * 1024, 1024, 1024**3)
+
+    def __post_init__(self) -> None:
+        for limit in dataclasses.fields(self):
+            _check_limit(limit, getattr(self, limit.name))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str | os.PathLike[str]) -> Limits:
+        """The ``limits`` section of a config; errors name ``source`` and the key."""
+        _known_keys(data, [f.name for f in dataclasses.fields(cls)], "limits", source)
+        try:
+            return cls(**data)
+        except DataFormatError as exc:
+            raise DataFormatError(source, None, exc.field, exc.message) from None
+
+
+def _check_limit(limit: dataclasses.Field, value: Any) -> None:
+    """Raise :class:`DataFormatError` unless ``value`` is a number of the field's kind within
+    its range."""
+    low, high = limit.metadata["range"]
+    integer = isinstance(limit.default, int)
+    kinds = int if integer else (int, float)
+    if (isinstance(value, bool) or not isinstance(value, kinds) or not math.isfinite(value)
+            or not low <= value <= high):
+        kind = "an integer" if integer else "a number"
+        raise DataFormatError("Limits", None, f"limits.{limit.name}",
+                              f"expected {kind} from {low} to {high}, got {value!r}")
 
 
 @dataclass
@@ -73,6 +112,7 @@ class ServeConfig:
     rerankers: dict[str, ModelConfig] = field(default_factory=dict)
     embedders: dict[str, ModelConfig] = field(default_factory=dict)
     index: IndexConfig | None = None
+    collection: str | None = None
     limits: Limits = field(default_factory=Limits)
     api_key: str | None = None
 
@@ -103,27 +143,29 @@ class ServeConfig:
         data = _mapping(data, None, source)
         _known_keys(data, [f.name for f in dataclasses.fields(cls)], None, source)
         index, api_key = data.get("index"), data.get("api_key")
-        limits = _mapping(data.get("limits") or {}, "limits", source)
-        _known_keys(limits, [f.name for f in dataclasses.fields(Limits)], "limits", source)
+        collection = data.get("collection")
         config = cls(
             rerankers=_models(data.get("rerankers") or {}, "rerankers", source),
             embedders=_models(data.get("embedders") or {}, "embedders", source),
             index=None if index is None else _index(index, source),
-            limits=Limits(**{key: _positive(value, f"limits.{key}", source,
-                                            integer=isinstance(getattr(Limits, key), int))
-                             for key, value in limits.items()}),
+            collection=None if collection is None else _text(collection, "collection", source),
+            limits=Limits.from_dict(_mapping(data.get("limits") or {}, "limits", source),
+                                    source),
             api_key=None if api_key is None else _text(api_key, "api_key", source),
         )
         config.check(source)
         return config
 
     def with_flags(self, reranker: str | None = None, embedder: str | None = None,
-                   index: str | None = None) -> ServeConfig:
+                   index: str | None = None,
+                   reranker_options: Mapping[str, Any] | None = None,
+                   collection: str | None = None) -> ServeConfig:
         """A copy with the command line's models added (named by :func:`model_name`, replacing
-        a model of that name) and its index path replacing the config's."""
+        a model of that name; the reranker with ``reranker_options``) and its index path
+        replacing the config's."""
         rerankers, embedders = dict(self.rerankers), dict(self.embedders)
         if reranker:
-            rerankers[model_name(reranker)] = ModelConfig(reranker)
+            rerankers[model_name(reranker)] = ModelConfig(reranker, dict(reranker_options or {}))
         if embedder:
             embedders[model_name(embedder)] = ModelConfig(embedder)
         new_index = self.index
@@ -131,12 +173,17 @@ class ServeConfig:
             new_index = IndexConfig(index) if self.index is None else dataclasses.replace(
                 self.index, path=index)
         config = dataclasses.replace(self, rerankers=rerankers, embedders=embedders,
-                                     index=new_index)
+                                     index=new_index, collection=collection or self.collection)
         config.check("<command line>")
         return config
 
     def check(self, source: str | os.PathLike[str]) -> None:
-        """Raise :class:`DataFormatError` if ``index.embedder`` names no embedder."""
+        """Raise :class:`DataFormatError` if ``index.embedder`` names no embedder or both an
+        index and a collection would answer ``/search``."""
+        if self.index and self.collection:
+            raise DataFormatError(source, None, "collection",
+                                  "serve an index or a collection, not both (each answers "
+                                  "/search)")
         if self.index and self.index.embedder and self.index.embedder not in self.embedders:
             raise DataFormatError(source, None, "index.embedder",
                                   f"no embedder named {self.index.embedder!r}; "
@@ -176,14 +223,6 @@ def _text(value: Any, key: str, source: Any) -> str:
     return value
 
 
-def _positive(value: Any, key: str, source: Any, integer: bool) -> float:
-    kinds = int if integer else int | float
-    if isinstance(value, bool) or not isinstance(value, kinds) or value <= 0:
-        expected = "a positive integer" if integer else "a positive number"
-        raise DataFormatError(source, None, key, f"expected {expected}, got {value!r}")
-    return value
-
-
 def _models(data: Any, section: str, source: Any) -> dict[str, ModelConfig]:
     """``name: MODEL`` or ``name: {model: MODEL, options: {...}}`` entries of a section."""
     models = {}
@@ -198,9 +237,23 @@ def _models(data: Any, section: str, source: Any) -> dict[str, ModelConfig]:
             raise DataFormatError(source, None, f"{key}.model", "missing key")
         models[str(name)] = ModelConfig(
             _text(entry["model"], f"{key}.model", source),
-            dict(_mapping(entry.get("options", {}), f"{key}.options", source)),
+            _options(entry.get("options", {}), f"{key}.options", source),
         )
     return models
+
+
+def _options(data: Any, key: str, source: Any) -> dict[str, Any]:
+    """A model's ``options``; a non-finite number, or an ``allow_untrained_head`` that is not
+    a boolean, is an error naming the option."""
+    options = dict(_mapping(data, key, source))
+    for name, value in options.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise DataFormatError(source, None, f"{key}.{name}",
+                                  f"expected a finite number, got {value!r}")
+    if not isinstance(options.get(ALLOW_UNTRAINED_HEAD, False), bool):
+        raise DataFormatError(source, None, f"{key}.{ALLOW_UNTRAINED_HEAD}",
+                              f"expected true or false, got {options[ALLOW_UNTRAINED_HEAD]!r}")
+    return options
 
 
 def _index(data: Any, source: Any) -> IndexConfig:

@@ -3,27 +3,53 @@
 Field names follow the APIs the endpoints are compatible with: Cohere's v2 rerank, Hugging Face
 text-embeddings-inference's ``/rerank`` and OpenAI's embeddings. Unknown request fields are
 ignored, as those APIs' newer clients may send fields this server does not use.
+
+Request strings are :data:`Text`: a lone surrogate (U+D800-U+DFFF, which JSON's ``\\ud800``
+escapes can carry but no tokenizer can encode) is a 422 naming the field, as is a NaN or
+infinite number (:data:`FiniteFloat`).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def no_surrogates(text: str) -> str:
+    """``text``, or a ValueError when it holds a lone surrogate (not encodable as UTF-8).
+
+    Example:
+        >>> no_surrogates("x\\ud800y")
+        Traceback (most recent call last):
+        ValueError: a lone surrogate (U+D800) at character 1; send valid Unicode
+    """
+    found = _SURROGATE.search(text)
+    if found:
+        raise ValueError(f"a lone surrogate (U+{ord(found.group()):04X}) at character "
+                         f"{found.start()}; send valid Unicode")
+    return text
+
+
+Text = Annotated[str, AfterValidator(no_surrogates)]
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 
 
 class RerankDocument(BaseModel):
     """A document as an object; only its ``text`` is scored."""
 
-    text: str
+    text: Text
 
 
 class CohereRerankRequest(BaseModel):
     """``POST /v2/rerank``: rank ``documents`` for ``query`` with the reranker ``model``."""
 
-    model: str
-    query: str
-    documents: list[str | RerankDocument]
+    model: Text
+    query: Text
+    documents: list[Text | RerankDocument]
     top_n: int | None = Field(default=None, ge=1)
     return_documents: bool = False
     max_tokens_per_doc: int | None = Field(default=None, ge=1)
@@ -52,8 +78,8 @@ class TeiRerankRequest(BaseModel):
     ``raw_scores``: raw scores (logits) instead of probabilities; ``truncate``: cut each text to
     the tokens that fit beside the query instead of scoring all of it in windows."""
 
-    query: str
-    texts: list[str]
+    query: Text
+    texts: list[Text]
     raw_scores: bool = False
     return_text: bool = False
     truncate: bool = False
@@ -71,11 +97,11 @@ class EmbeddingRequest(BaseModel):
     """``POST /v1/embeddings``: embed ``input`` with the embedder ``model``; ``dimensions``
     keeps the first dimensions (Matryoshka), re-normalised when the model normalises."""
 
-    input: str | Annotated[list[str], Field(min_length=1)]
-    model: str
+    input: Text | Annotated[list[Text], Field(min_length=1)]
+    model: Text
     dimensions: int | None = Field(default=None, ge=1)
     encoding_format: Literal["float", "base64"] = "float"
-    user: str | None = None
+    user: Text | None = None
 
 
 class Embedding(BaseModel):
@@ -106,9 +132,9 @@ class SearchRequest(BaseModel):
     """``POST /search``: the ``k`` best documents of the index for ``query``, keeping only
     documents whose field equals each ``filter`` value (needs the index's corpus)."""
 
-    query: str
+    query: Text
     k: int = Field(default=10, ge=1)
-    filter: dict[str, str | int | float | bool] | None = None
+    filter: dict[Text, Text | int | FiniteFloat | bool] | None = None
 
 
 class SearchHit(BaseModel):
@@ -127,14 +153,16 @@ class SearchResponse(BaseModel):
 
 
 class ModelInfo(BaseModel):
-    """A loaded model: its name and what it serves."""
+    """A loaded model: its name, what it serves and, once its worker has stopped, why."""
 
     name: str
     type: Literal["reranker", "embedder", "index"]
+    error: str | None = None
 
 
 class Health(BaseModel):
-    """``GET /health``."""
+    """``GET /health``: ``ok``, or ``unavailable`` (HTTP 503) when a model's worker has
+    stopped."""
 
-    status: Literal["ok"] = "ok"
+    status: Literal["ok", "unavailable"] = "ok"
     models: list[ModelInfo]
