@@ -293,3 +293,17 @@ def test_a_query_without_terms_finds_nothing(tmp_path):
     col.add([{"id": "a", "text": "the and of it"}, {"id": "b", "text": "cats sleep"}])
     assert col.search("!!") == [] and col.search("the of") == []
     assert [h.id for h in col.search("cats")] == ["b"]
+
+
+@pytest.mark.parametrize("row, field", [
+    ({"id": "a", "text": "x\ud800y"}, "text"),
+    ({"id": "a", "text": "x", "title": "\udfff"}, "title"),
+    ({"id": "a\ud800", "text": "x"}, "id"),
+    ({"id": "a", "text": "x", "metadata": {"k": "\ud800"}}, "metadata.k"),
+    ({"id": "a", "text": "x", "metadata": {"k": ["ok", "\ud800"]}}, "metadata.k"),
+])
+def test_lone_surrogates_are_refused(tmp_path, row, field):
+    col = Collection.create(tmp_path / "c", retriever="bm25")
+    with pytest.raises(DataFormatError, match=f'field "{field}"'):
+        col.add([row])
+    assert len(col) == 0

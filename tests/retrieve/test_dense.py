@@ -79,7 +79,7 @@ def test_save_load_and_model_mismatch(encoder, data, tmp_path, minilm_dir):
     retriever = DenseRetriever(encoder, cache_dir=False)
     retriever.index(data.corpus)
     retriever.save(tmp_path / "idx")
-    loaded = Retriever.load(tmp_path / "idx")
+    loaded = Retriever.load(tmp_path / "idx", trust_model_paths=True)
     assert isinstance(loaded, DenseRetriever)
     got, expected = loaded.search(data.queries, 4), retriever.search(data.queries, 4)
     assert got.keys() == expected.keys()
@@ -112,3 +112,24 @@ def test_bad_index_folders(tmp_path):
     (tmp_path / "manifest.json").write_text('{"format_version": 99, "retriever": "dense"}')
     with pytest.raises(IndexMismatchError, match="format version 99"):
         Retriever.load(tmp_path)
+
+
+def test_dense_retriever_on_a_qdrant_store_equals_faiss(encoder, data, tmp_path):
+    pytest.importorskip("qdrant_client")
+    from ragsift.retrieve.qdrant_store import QdrantStore
+
+    on_faiss = DenseRetriever(encoder, cache_dir=False)
+    on_faiss.index(data.corpus)
+    on_qdrant = DenseRetriever(encoder, cache_dir=False, store=QdrantStore(encoder.dim))
+    on_qdrant.index(data.corpus)
+    expected = on_faiss.search(data.queries, k=3)
+    got = on_qdrant.search(data.queries, k=3)
+    for qid in expected:
+        assert list(got[qid]) == list(expected[qid])
+        assert list(got[qid].values()) == pytest.approx(list(expected[qid].values()), abs=1e-5)
+    on_qdrant.save(tmp_path / "idx")
+    on_qdrant.store.close()
+    loaded = Retriever.load(tmp_path / "idx", encoder=encoder)
+    assert loaded.store.kind == "qdrant"
+    assert list(loaded.search(data.queries, k=3)) == list(expected)
+    loaded.store.close()

@@ -1,6 +1,7 @@
 """QdrantStore (embedded mode) against FaissStore exact search and brute-force numpy scoring.
 
-Covers payload filters, upserts and deletes, save/load round trips and the missing-extra error.
+Covers payload filters, allowed ids, upserts and deletes, save/load round trips and the
+missing-extra error. Filters of every kind against brute force: test_store_parity.py.
 """
 
 from __future__ import annotations
@@ -13,18 +14,25 @@ import pytest
 
 pytest.importorskip("qdrant_client")
 
+from qdrant_client.http import models  # noqa: E402
+
 from ragsift.errors import MissingExtraError  # noqa: E402
-from ragsift.retrieve.qdrant_store import POINTER_FILE, QdrantStore  # noqa: E402
-from ragsift.retrieve.vector_store import FaissStore  # noqa: E402
+from ragsift.retrieve.filters import Filter, FilterError  # noqa: E402
+from ragsift.retrieve.qdrant_store import POINTER_FILE, QdrantStore, make_filter  # noqa: E402
+from ragsift.retrieve.vector_store import FaissStore, VectorStore  # noqa: E402
+from tests.retrieve.test_store_parity import (  # noqa: E402
+    assert_same_ranking,
+    brute_force,
+)
+from tests.retrieve.test_store_parity import normalised as unit_vectors  # noqa: E402
 
 DIM, N, N_QUERIES, K = 64, 2000, 20, 10
 SOURCES = ["wiki", "news", "forum"]
 YEARS = [2018, 2019, 2020, 2021, 2022]
 
 
-def normalised(rng, n, dim=DIM):
-    x = rng.standard_normal((n, dim)).astype(np.float32)
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
+def normalised(rng, n):
+    return unit_vectors(rng, n, DIM)
 
 
 @pytest.fixture(scope="module")
@@ -46,22 +54,6 @@ def store(corpus):
     store.close()
 
 
-def assert_same_ranking(scores, ids, expected_scores, expected_ids, tie=1e-5):
-    """Scores within 1e-4; ids equal except at slots whose score ties with a neighbour's."""
-    np.testing.assert_allclose(scores, expected_scores, atol=1e-4)
-    for row_ids, row_expected, row_scores in zip(ids, expected_ids, expected_scores):
-        for j in np.flatnonzero(row_ids != row_expected):
-            neighbours = row_scores[max(j - 1, 0):j + 2]
-            assert np.sum(np.abs(neighbours - row_scores[j]) < tie) > 1, (j, row_ids, row_expected)
-
-
-def brute_force(vectors, queries, k, mask=None):
-    ids = np.arange(len(vectors)) if mask is None else np.flatnonzero(mask)
-    scores = queries @ vectors[ids].T
-    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-    return np.take_along_axis(scores, order, axis=1), ids[order]
-
-
 def test_top_k_equals_faiss_exact_search(corpus, store):
     vectors, queries, _ = corpus
     faiss_store = FaissStore(DIM)
@@ -69,8 +61,7 @@ def test_top_k_equals_faiss_exact_search(corpus, store):
     expected_scores, expected_ids = faiss_store.search(queries, K)
     scores, ids = store.search(queries, K)
     assert store.size == N
-    assert scores.shape == ids.shape == (N_QUERIES, K)
-    assert ids.dtype == np.int64 and scores.dtype == np.float32
+    assert isinstance(store, VectorStore) and store.kind == "qdrant" and store.native_filter
     assert_same_ranking(scores, ids, expected_scores, expected_ids)
 
 
@@ -100,18 +91,47 @@ def test_filters_equal_brute_force_on_matching_subset(corpus, store, conditions)
     mask = np.array([matches(p) for p in payloads])
     assert 0 < mask.sum() < N
     queries = queries[:10]  # local-mode filtering is checked point by point in Python: slower
-    expected_scores, expected_ids = brute_force(vectors, queries, K, mask)
-    scores, ids = store.search(queries, K, filter=conditions)
-    assert mask[ids].all()
-    assert_same_ranking(scores, ids, expected_scores, expected_ids)
+    expected = brute_force(vectors, queries, K, mask)
+    assert_same_ranking(*store.search(queries, K, filter=conditions), *expected)
+    assert_same_ranking(*store.search(queries, K, filter=Filter.parse(conditions)), *expected)
 
 
-def test_filter_with_few_matches_pads_and_bad_values_are_refused(store, corpus):
+def test_allowed_ids_alone_and_with_a_filter(corpus, store):
+    vectors, queries, payloads = corpus
+    allowed = np.arange(0, N, 7)
+    in_allowed = np.isin(np.arange(N), allowed)
+    wiki = np.array([p["source"] == "wiki" for p in payloads])
+    queries = queries[:5]
+    assert_same_ranking(*store.search(queries, K, allowed=allowed),
+                        *brute_force(vectors, queries, K, in_allowed))
+    assert_same_ranking(*store.search(queries, K, filter={"source": "wiki"}, allowed=allowed),
+                        *brute_force(vectors, queries, K, in_allowed & wiki))
+    scores, ids = store.search(queries, K, allowed=[])
+    assert ids.shape == (5, K) and (ids == -1).all() and np.isneginf(scores).all()
+
+
+def test_few_matches_pad_floats_match_ints_and_bad_values_are_refused(store, corpus):
     _, queries, _ = corpus
     scores, ids = store.search(queries[:2], K, filter={"source": "nowhere"})
     assert (ids == -1).all() and np.isneginf(scores).all()
-    with pytest.raises(ValueError, match="cannot match"):
-        store.search(queries[:1], K, filter={"year": 2020.0})
+    np.testing.assert_array_equal(store.search(queries[:3], K, filter={"year": 2020.0})[1],
+                                  store.search(queries[:3], K, filter={"year": 2020})[1])
+    with pytest.raises(FilterError, match="is not a string, number or boolean"):
+        store.search(queries[:1], K, filter={"year": None})
+
+
+def test_make_filter_keeps_kinds_apart():
+    assert make_filter(None) is None and make_filter({}) is None
+    [flag] = make_filter({"flag": True}).must
+    assert flag.match == models.MatchValue(value=True)
+    [year] = make_filter({"year": 2020}).must
+    assert year.match is None and year.range == models.Range(gte=2020.0, lte=2020.0)
+    [mixed] = make_filter(Filter.parse("x in [a, b, 1, true]")).must
+    assert [(c.match, c.range) for c in mixed.should] == [
+        (models.MatchValue(value=True), None), (None, models.Range(gte=1.0, lte=1.0)),
+        (models.MatchAny(any=["a", "b"]), None)]
+    [low, ids] = make_filter("year<2000", allowed=np.array([4, 2])).must
+    assert low.range == models.Range(lt=2000.0) and ids.has_id == [4, 2]
 
 
 def test_upsert_replaces_and_delete_removes(corpus):
@@ -140,9 +160,8 @@ def test_upsert_replaces_and_delete_removes(corpus):
     assert (ids >= 0).all()
     reference = {i: vectors[i] for i in range(300) if i not in deleted}
     reference[5], reference[10_000] = query[0], -query[0]
-    ref_ids = np.array(list(reference))
-    expected_scores, order = brute_force(np.stack(list(reference.values())), queries, K)
-    assert_same_ranking(*store.search(queries, K), expected_scores, ref_ids[order])
+    assert_same_ranking(*store.search(queries, K), *brute_force(
+        np.stack(list(reference.values())), queries, K, ids=np.array(list(reference))))
 
     store.add(vectors[:2], [{"source": "new"}] * 2)  # ids continue past the largest id
     assert sorted(store.search(query, 5, filter={"source": "new"})[1][0]) == [

@@ -41,10 +41,18 @@ def id_problem(doc_id: Any) -> str | None:
     return None
 
 
+def _has_surrogate(text: str) -> bool:
+    """Whether ``text`` holds a lone UTF-16 surrogate (JSON allows ``"\\ud800"``; UTF-8 cannot
+    store it)."""
+    return any("\ud800" <= char <= "\udfff" for char in text)
+
+
 def _scalar_ok(value: Any) -> bool:
     if isinstance(value, float):
         return math.isfinite(value)
-    return isinstance(value, (str, int, bool))
+    if isinstance(value, str):
+        return not _has_surrogate(value)
+    return isinstance(value, (int, bool))
 
 
 def metadata_problem(metadata: Any) -> tuple[str | None, str] | None:
@@ -52,14 +60,14 @@ def metadata_problem(metadata: Any) -> tuple[str | None, str] | None:
     if not isinstance(metadata, Mapping):
         return None, f"expected an object, got {type(metadata).__name__}"
     for key, value in metadata.items():
-        if not isinstance(key, str) or not key:
-            return str(key), "metadata keys must be non-empty strings"
+        if not isinstance(key, str) or not key or _has_surrogate(key):
+            return repr(key), "metadata keys must be non-empty strings of valid Unicode"
         if isinstance(value, list):
             if not all(_scalar_ok(v) for v in value):
                 return key, "a list may hold only strings, finite numbers and booleans"
         elif not _scalar_ok(value):
             return key, (f"{value!r} is not a string, finite number, boolean or list of "
-                         "those")
+                         "those (strings of valid Unicode)")
     return None
 
 
@@ -71,9 +79,13 @@ def check_document(doc: Document, where: Where = ("<documents>", None)) -> Docum
     if problem:
         raise DataFormatError(path, line, "id", problem)
     for name in ("text", "title"):
-        if not isinstance(getattr(doc, name), str):
+        value = getattr(doc, name)
+        if not isinstance(value, str):
             raise DataFormatError(path, line, name, f"expected a string, got "
-                                                    f"{type(getattr(doc, name)).__name__}")
+                                                    f"{type(value).__name__}")
+        if _has_surrogate(value):
+            raise DataFormatError(path, line, name, "holds a lone surrogate (not valid "
+                                                    "Unicode text)")
     found = metadata_problem(doc.metadata)
     if found:
         key, reason = found

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from ragsift.models.bi_encoder import BiEncoder
 from ragsift.retrieve.base import Retriever, refuse_other_model
 from ragsift.retrieve.embedding_cache import EmbeddingCache, default_cache_dir
-from ragsift.retrieve.vector_store import FaissStore, IndexKind
+from ragsift.retrieve.vector_store import FaissStore, IndexKind, VectorStore
 from ragsift.types import Corpus, Queries, Run
 
 logger = logging.getLogger(__name__)
@@ -39,6 +39,10 @@ class DenseRetriever(Retriever):
         block_size: documents encoded (and cached) together.
         encoder_options: arguments for :meth:`BiEncoder.from_pretrained` when ``encoder`` is a
             name (``truncate_dim``, ``max_length``, ``batch_size``, ``device``, ...).
+        store: an empty :class:`~ragsift.retrieve.vector_store.VectorStore` to index into
+            (Milvus, Qdrant, ...; vector ids are corpus positions); default a new faiss store
+            of ``index_kind``. Saving writes the store's own pointer (``store.save``) for
+            stores other than faiss.
 
     Example:
         >>> dense = DenseRetriever("minilm-l6")  # doctest: +SKIP
@@ -57,6 +61,7 @@ class DenseRetriever(Retriever):
         block_size: int = 4096,
         encoder_options: dict[str, Any] | None = None,
         show_progress: bool = False,
+        store: VectorStore | None = None,
     ) -> None:
         if not isinstance(encoder, BiEncoder):
             encoder = BiEncoder.from_pretrained(encoder, **(encoder_options or {}))
@@ -68,7 +73,8 @@ class DenseRetriever(Retriever):
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self.block_size = block_size
         self.show_progress = show_progress
-        self.store: FaissStore | None = None
+        self._given_store = store
+        self.store: VectorStore | None = None
         self.doc_ids: list[str] = []
 
     @property
@@ -84,17 +90,18 @@ class DenseRetriever(Retriever):
         return self.encoder.layout.normalize or self.encoder.similarity == "cosine"
 
     def config(self) -> dict[str, Any]:
+        store = self.store or self._given_store
         return {"index_kind": self.index_kind, "hnsw_m": self.hnsw_m, "ef_search": self.ef_search,
                 "truncate_dim": self.encoder.truncate_dim, "max_length": self.encoder.max_length,
-                "normalize": self._normalize}
+                "normalize": self._normalize, "store": store.kind if store else "faiss"}
 
     def _encode_block(self, texts: list[str]) -> np.ndarray:
         return self.encoder.encode_documents(texts, normalize=self._normalize)
 
     def index(self, corpus: Corpus) -> None:
         """Encode every document (streamed in blocks, cached) and add it to a new faiss index."""
-        self.store = FaissStore(self.encoder.dim, self.index_kind, self.hnsw_m,
-                                ef_search=self.ef_search)
+        self.store = self._given_store or FaissStore(self.encoder.dim, self.index_kind,
+                                                     self.hnsw_m, ef_search=self.ef_search)
         self.doc_ids = []
         cache = None
         if self.cache_dir:
@@ -108,7 +115,11 @@ class DenseRetriever(Retriever):
                     vectors = self._encode_block(texts)
                 else:
                     vectors = cache.get_or_compute(texts, self._encode_block)
-                self.store.add(vectors)
+                if isinstance(self.store, FaissStore):
+                    self.store.add(vectors)
+                else:
+                    start = len(self.doc_ids)
+                    self.store.upsert(np.arange(start, start + len(vectors)), vectors)
                 self.doc_ids.extend(doc_id for doc_id, _ in block)
                 progress.update(len(block))
         if cache is not None:
@@ -133,7 +144,10 @@ class DenseRetriever(Retriever):
     def _save_files(self, folder: Path) -> None:
         if self.store is None:
             raise RuntimeError("nothing to save: index() first")
-        self.store.save(folder / "index.faiss")
+        if isinstance(self.store, FaissStore):
+            self.store.save(folder / "index.faiss")
+        else:
+            self.store.save(folder / "store")
         (folder / "doc_ids.json").write_text(json.dumps(self.doc_ids))
 
     @classmethod
@@ -146,8 +160,25 @@ class DenseRetriever(Retriever):
                                                 truncate_dim=config["truncate_dim"])
         retriever = cls(encoder, index_kind=config["index_kind"], hnsw_m=config["hnsw_m"],
                         ef_search=config["ef_search"], **options)
-        retriever.store = FaissStore.load(folder / "index.faiss")
-        if retriever.store.index_kind == "hnsw":
-            retriever.store.index.hnsw.efSearch = config["ef_search"]
+        kind = config.get("store", "faiss")
+        if kind == "faiss":
+            retriever.store = FaissStore.load(folder / "index.faiss")
+            if retriever.store.index_kind == "hnsw":
+                retriever.store.index.hnsw.efSearch = config["ef_search"]
+        else:
+            retriever.store = _store_class(kind).load(folder / "store")
         retriever.doc_ids = json.loads((folder / "doc_ids.json").read_text())
         return retriever
+
+
+def _store_class(kind: str) -> Any:
+    """The class of a saved database store (``qdrant`` or ``milvus``)."""
+    if kind == "qdrant":
+        from ragsift.retrieve.qdrant_store import QdrantStore
+
+        return QdrantStore
+    if kind == "milvus":
+        from ragsift.retrieve.milvus_store import MilvusStore
+
+        return MilvusStore
+    raise ValueError(f"unknown vector store kind {kind!r} in the index manifest")

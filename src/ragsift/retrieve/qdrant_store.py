@@ -1,12 +1,18 @@
 """Vector search in a Qdrant collection: embedded (in memory or a local folder) or a server.
 
-:class:`QdrantStore` has the methods of :class:`~ragsift.retrieve.vector_store.FaissStore`
-(``size``, ``add``, ``search``, ``save``, ``load``) so it can stand in for it, plus what a database
-adds: points with chosen integer ids and a payload (a JSON-able dict), :meth:`~QdrantStore.upsert`,
-:meth:`~QdrantStore.delete` and payload filters in :meth:`~QdrantStore.search`.
+:class:`QdrantStore` is a :class:`~ragsift.retrieve.vector_store.VectorStore` (``size``,
+``upsert``, ``delete``, ``search`` with ``filter=`` and ``allowed=``) with what the faiss store
+also has (``add``, ``save``, ``load``): points with chosen integer ids and a payload (a JSON-able
+dict) each, filtered by Qdrant itself (``native_filter``).
 
 Scores are inner products ``<q, d>`` (Qdrant's ``Dot`` distance); with normalised vectors that is
-cosine similarity. Positions returned by ``search`` are the point ids.
+cosine similarity. The ids returned by ``search`` are the point ids.
+
+A :class:`~ragsift.retrieve.filters.Filter` becomes a Qdrant filter on the top-level payload keys
+with the semantics of :meth:`Filter.matches <ragsift.retrieve.filters.Filter.matches>` (see
+:func:`make_filter`). Qdrant unpacks one level of lists: a payload list of lists is not searched
+inside its inner lists, and Qdrant compares numbers as float64 in ranges (integers beyond
+2**53 lose precision).
 
 Needs the optional dependency ``qdrant-client`` (``pip install 'ragsift[qdrant]'``).
 """
@@ -22,6 +28,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ragsift.errors import MissingExtraError
+from ragsift.retrieve.filters import Condition, Filter
+from ragsift.retrieve.vector_store import VectorStore, check_ids, check_vectors, empty_result
 
 if TYPE_CHECKING:
     from qdrant_client import QdrantClient
@@ -31,9 +39,8 @@ MEMORY = ":memory:"
 POINTER_FILE = "ragsift_qdrant.json"
 """File written by :meth:`QdrantStore.save` that :meth:`QdrantStore.load` reads."""
 
-PayloadFilter = Mapping[str, Any]
-"""``{key: value}`` (payload ``key`` equals ``value``) or ``{key: [v1, v2]}`` (equals any of them);
-several keys must all match. Values are ``str``, ``int`` or ``bool``."""
+_RANGE_BOUND = {"gt": "gt", "ge": "gte", "lt": "lt", "le": "lte"}
+"""Filter range operators -> the keyword of ``qdrant_client`` ``Range``."""
 
 
 def _import_qdrant() -> tuple[type[QdrantClient], Any]:
@@ -55,42 +62,56 @@ def _batches(n: int, size: int) -> Iterator[slice]:
         yield slice(start, min(start + size, n))
 
 
-def make_filter(conditions: PayloadFilter | None) -> qmodels.Filter | None:
-    """Translate ``{"source": "wiki", "year": [2020, 2021]}`` into a Qdrant ``Filter``.
+def make_filter(filter: Filter | Mapping[str, Any] | None = None,
+                allowed: np.ndarray | Sequence[int] | None = None) -> qmodels.Filter | None:
+    """Translate a :class:`Filter` (or a dict :meth:`Filter.parse` reads) and allowed ids into a
+    Qdrant ``Filter``; ``None`` when both are empty.
 
-    Input: a mapping from payload key to a value (exact match, ``MatchValue``) or to a list, tuple
-    or set of values (match any, ``MatchAny``); all keys must match. ``None`` or ``{}``: no filter.
-    Output: a ``qdrant_client`` ``Filter`` with one ``FieldCondition`` per key in ``must``.
-    Raises ``ValueError`` for values Qdrant cannot match exactly (floats, None, dicts).
+    Inputs: ``filter`` (conditions on top-level payload keys, all of which must hold) and
+    ``allowed`` (point ids; ``None`` means every id). Output: a ``qdrant_client`` ``Filter``
+    with one entry in ``must`` per condition and a ``HasIdCondition`` for ``allowed``.
+
+    Each condition keeps the semantics of :meth:`Condition.matches`: strings and booleans match
+    with ``MatchValue`` / ``MatchAny`` (Qdrant keeps ``True`` and ``1`` apart); a number ``v``
+    matches with ``Range(gte=v, lte=v)`` so that integer and float payloads are both found and
+    booleans are not; ranges use ``Range`` (numbers only). Several kinds in one ``in`` list
+    become a nested ``should``. Qdrant matches a payload list when one element matches.
+    Raises :class:`~ragsift.retrieve.filters.FilterError` for a filter it cannot read.
     """
-    if not conditions:
+    filter = Filter.parse(filter)
+    if not filter and allowed is None:
         return None
     _, models = _import_qdrant()
-    must = []
-    for key, value in conditions.items():
-        if isinstance(value, (list, tuple, set, frozenset)):
-            match = models.MatchAny(any=[_match_value(key, v) for v in value])
-        else:
-            match = models.MatchValue(value=_match_value(key, value))
-        must.append(models.FieldCondition(key=key, match=match))
+    must: list[Any] = [_condition(models, c) for c in filter.conditions]
+    if allowed is not None:
+        must.append(models.HasIdCondition(has_id=check_ids(allowed).tolist()))
     return models.Filter(must=must)
 
 
-def _match_value(key: str, value: Any) -> str | int | bool:
-    """``value`` as a plain str / int / bool that Qdrant can match exactly."""
-    if isinstance(value, (str, bool, int)):
-        return value
-    if isinstance(value, np.bool_):
-        return bool(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    raise ValueError(
-        f"filter on {key!r}: cannot match {value!r} ({type(value).__name__}) exactly; "
-        "Qdrant filters by equality on str, int or bool values only"
-    )
+def _condition(models: Any, condition: Condition) -> Any:
+    """One filter condition as a Qdrant ``FieldCondition``, or a ``Filter`` whose ``should``
+    lists one ``FieldCondition`` per kind of value (see :func:`make_filter`)."""
+    key = condition.field
+    if condition.op in _RANGE_BOUND:
+        bound = {_RANGE_BOUND[condition.op]: float(condition.value)}
+        return models.FieldCondition(key=key, range=models.Range(**bound))
+    strings = list(dict.fromkeys(str(v) for v in condition.values if isinstance(v, str)))
+    bools = dict.fromkeys(bool(v) for v in condition.values if isinstance(v, (bool, np.bool_)))
+    numbers = dict.fromkeys(float(v) for v in condition.values
+                            if not isinstance(v, (str, bool, np.bool_)))
+    alternatives = [models.FieldCondition(key=key, match=models.MatchValue(value=v))
+                    for v in bools]
+    alternatives += [models.FieldCondition(key=key, range=models.Range(gte=v, lte=v))
+                     for v in numbers]
+    if len(strings) == 1:
+        alternatives.append(models.FieldCondition(key=key,
+                                                  match=models.MatchValue(value=strings[0])))
+    elif strings:
+        alternatives.append(models.FieldCondition(key=key, match=models.MatchAny(any=strings)))
+    return alternatives[0] if len(alternatives) == 1 else models.Filter(should=alternatives)
 
 
-class QdrantStore:
+class QdrantStore(VectorStore):
     """A Qdrant collection of float32 vectors with integer ids and payloads; dot-product search.
 
     Args:
@@ -106,16 +127,22 @@ class QdrantStore:
             always exact).
 
     Embedded mode is meant for tests and small corpora: it scans every vector (like faiss
-    ``flat``) and qdrant-client warns above 20,000 points. In a local folder every point written
-    (by ``add``, ``upsert`` or ``save``) is a separate SQLite commit: about 0.2-15 ms per point
-    depending on the disk.
+    ``flat``), evaluates filters point by point in Python, and qdrant-client warns above 20,000
+    points. In a local folder every point written (by ``add``, ``upsert`` or ``save``) is a
+    separate SQLite commit: about 0.2-15 ms per point depending on the disk.
 
     Example:
         >>> store = QdrantStore(2)
-        >>> store.add(np.array([[1, 0], [0, 1]], dtype=np.float32))
+        >>> store.add(np.array([[1, 0], [0, 1]], dtype=np.float32), [{"lang": "en"}, {}])
         >>> store.search(np.array([[0.2, 0.9]], dtype=np.float32), k=1)[1].tolist()
         [[1]]
+        >>> store.search(np.array([[0.2, 0.9]], dtype=np.float32), k=1,
+        ...              filter=Filter.parse("lang=en"))[1].tolist()
+        [[0]]
     """
+
+    kind = "qdrant"
+    native_filter = True
 
     def __init__(self, dim: int, location: str | Path = MEMORY, collection: str = "ragsift",
                  api_key: str | None = None, batch_size: int = 1024, exact: bool = False) -> None:
@@ -165,25 +192,21 @@ class QdrantStore:
         store filled only by ``add`` numbers points 0, 1, 2, ... like ``FaissStore``; ids freed by
         :meth:`delete` are not reused.
         """
-        vectors = self._check_vectors(vectors)
+        vectors = check_vectors(vectors, self.dim)
         start = self._largest_id() + 1
-        self.upsert(list(range(start, start + len(vectors))), vectors, payloads)
+        self.upsert(np.arange(start, start + len(vectors)), vectors, payloads)
 
-    def upsert(self, ids: Sequence[int], vectors: np.ndarray,
+    def upsert(self, ids: Sequence[int] | np.ndarray, vectors: np.ndarray,
                payloads: Sequence[dict] | None = None) -> None:
         """Insert or replace the points ``ids`` (n non-negative ints) with ``vectors`` (n, dim).
 
         ``payloads`` (n JSON-able dicts) replace the stored payloads; with ``None`` replaced points
         lose theirs. Uploads ``batch_size`` points per request.
         """
-        vectors = self._check_vectors(vectors)
-        ids = [int(i) for i in ids]
-        if len(ids) != len(vectors):
-            raise ValueError(f"{len(ids)} ids for {len(vectors)} vectors")
+        vectors = check_vectors(vectors, self.dim)
+        ids = check_ids(ids, len(vectors)).tolist()
         if payloads is not None and len(payloads) != len(vectors):
             raise ValueError(f"{len(payloads)} payloads for {len(vectors)} vectors")
-        if any(i < 0 for i in ids):
-            raise ValueError("Qdrant point ids must be non-negative integers")
         for part in _batches(len(ids), self.batch_size):
             batch = self._models.Batch(
                 ids=ids[part], vectors=vectors[part].tolist(),
@@ -193,29 +216,31 @@ class QdrantStore:
         if ids and self._next_id is not None:
             self._next_id = max(self._next_id, max(ids) + 1)
 
-    def delete(self, ids: Sequence[int]) -> None:
+    def delete(self, ids: Sequence[int] | np.ndarray) -> None:
         """Remove the points ``ids``; ids not stored are ignored."""
-        ids = [int(i) for i in ids]
+        ids = check_ids(ids).tolist()
         for part in _batches(len(ids), self.batch_size):
             selector = self._models.PointIdsList(points=ids[part])
             self.client.delete(self.collection, points_selector=selector, wait=True)
 
     def search(self, queries: np.ndarray, k: int,
-               filter: PayloadFilter | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """``(scores, positions)``, each (n_queries, k'), best first; ``k' = min(k, size)``.
+               filter: Filter | Mapping[str, Any] | None = None,
+               allowed: np.ndarray | Sequence[int] | None = None,
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """``(scores, ids)``, each (n_queries, k'), best first; ``k' = min(k, size)``.
 
-        ``positions`` are point ids (int64). ``filter`` (see :func:`make_filter`) keeps only points
-        whose payload matches; when fewer than ``k'`` points match, missing slots have position -1
-        and score ``-inf``.
+        ``filter`` (a :class:`Filter`, or a dict such as ``{"source": "wiki", "year": {">=":
+        2020}}``) keeps the points whose payload passes it; ``allowed`` (point ids) keeps only
+        those ids. When fewer than ``k'`` points pass, missing slots have id -1 and score
+        ``-inf``.
         """
-        queries = self._check_vectors(queries)
+        queries = check_vectors(queries, self.dim)
+        query_filter = make_filter(filter, allowed)
         k = min(k, self.size)
-        scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
-        positions = np.full((len(queries), k), -1, dtype=np.int64)
-        if k == 0 or len(queries) == 0:
-            return scores, positions
+        scores, ids = empty_result(len(queries), k)
+        if k == 0 or len(queries) == 0 or (allowed is not None and len(allowed) == 0):
+            return scores, ids
         models = self._models
-        query_filter = make_filter(filter)
         params = models.SearchParams(exact=True) if self.exact else None
         for part in _batches(len(queries), self.batch_size):
             requests = [
@@ -227,12 +252,12 @@ class QdrantStore:
             for row, response in zip(range(part.start, part.stop), responses):
                 for j, point in enumerate(response.points):
                     scores[row, j] = point.score
-                    positions[row, j] = point.id
-        return scores, positions
+                    ids[row, j] = point.id
+        return scores, ids
 
     def payloads(self, ids: Sequence[int]) -> list[dict | None]:
         """The payload of each of ``ids`` (``None`` for ids not stored), in order."""
-        ids = [int(i) for i in ids]
+        ids = check_ids(ids).tolist()
         found = {p.id: p.payload or {} for p in self.client.retrieve(self.collection, ids)}
         return [found.get(i) for i in ids]
 
@@ -279,20 +304,6 @@ class QdrantStore:
         """Release the client (and the lock on a local folder)."""
         self.client.close()
 
-    def __enter__(self) -> QdrantStore:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def _check_vectors(self, vectors: np.ndarray) -> np.ndarray:
-        vectors = np.asarray(vectors, dtype=np.float32)
-        if vectors.ndim != 2 or vectors.shape[1] != self.dim:
-            raise ValueError(f"expected an array of shape (n, {self.dim}), got {vectors.shape}")
-        if not np.isfinite(vectors).all():
-            raise ValueError("vectors contain NaN or infinity")
-        return vectors
-
     def _scroll(self, with_vectors: bool) -> Iterator[Any]:
         """Every stored point (id, and payload + vector when ``with_vectors``), in pages."""
         offset = None
@@ -334,4 +345,4 @@ class QdrantStore:
             target.close()
 
 
-__all__ = ["QdrantStore", "make_filter", "PayloadFilter", "POINTER_FILE"]
+__all__ = ["QdrantStore", "make_filter", "POINTER_FILE"]
