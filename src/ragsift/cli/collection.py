@@ -15,6 +15,7 @@ import json
 import sys
 from pathlib import Path
 
+from ragsift.cli.argtypes import positive_int
 from ragsift.collection.config import DEFAULT_EMBEDDER, RETRIEVERS
 from ragsift.errors import DataFormatError
 
@@ -36,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     create.add_argument("--store", default="faiss", metavar="faiss|milvus:URI|qdrant:URI",
                         help="vector store (default faiss, in process; milvus:vectors.db runs "
                              "Milvus Lite inside DIR)")
-    create.add_argument("--chunk-tokens", type=int, default=None, metavar="N",
+    create.add_argument("--chunk-tokens", type=positive_int, default=None, metavar="N",
                         help="most tokens per chunk (default: the embedder's length, or 256)")
     create.add_argument("--chunk-overlap", type=int, default=32, metavar="N",
                         help="tokens shared by consecutive chunks (default 32)")
@@ -49,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                           "folder of .txt/.md files)")
     add.add_argument("dir", metavar="DIR")
     add.add_argument("paths", nargs="+", metavar="PATH")
-    add.add_argument("--commit-every", type=int, default=10_000, metavar="N",
+    add.add_argument("--commit-every", type=positive_int, default=10_000, metavar="N",
                      help="documents per atomic commit (default 10000)")
     add.set_defaults(func=run_add)
 
@@ -62,7 +63,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     search = commands.add_parser("search", help="search the collection")
     search.add_argument("dir", metavar="DIR")
     search.add_argument("query", metavar="QUERY")
-    search.add_argument("--k", type=int, default=10)
+    search.add_argument("--k", type=positive_int, default=10)
     search.add_argument("--filter", action="append", default=[], metavar="EXPR",
                         help="FIELD=VALUE, FIELD>=N (also >, <, <=) or 'FIELD in [A, B]'; "
                              "repeat for AND")
@@ -71,7 +72,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="one side of a hybrid collection")
     search.add_argument("--rerank", metavar="MODEL", default=None,
                         help="rerank the top --k-retrieve hits with this reranker")
-    search.add_argument("--k-retrieve", type=int, default=50,
+    search.add_argument("--k-retrieve", type=positive_int, default=50,
                         help="hits the reranker sees (default 50)")
     search.add_argument("--json", action="store_true", help='print {"results": [...]}')
     search.set_defaults(func=run_search)
@@ -79,12 +80,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     info = commands.add_parser("info", help="sizes and settings")
     info.add_argument("dir", metavar="DIR")
     info.set_defaults(func=run_info)
-
-
-def _positive(name: str, value: int) -> int:
-    if value < 1:
-        raise SystemExit(f"ragsift collection: error: {name} must be >= 1, got {value}")
-    return value
 
 
 def run_create(args: argparse.Namespace) -> int:
@@ -104,7 +99,6 @@ def run_create(args: argparse.Namespace) -> int:
 def run_add(args: argparse.Namespace) -> int:
     from ragsift.collection import Collection, load_sources
 
-    _positive("--commit-every", args.commit_every)
     docs = load_sources(args.paths)
     with Collection.open(args.dir, show_progress=True) as col:
         result = col.add(docs, commit_every=args.commit_every)
@@ -137,8 +131,6 @@ def run_delete(args: argparse.Namespace) -> int:
 def run_search(args: argparse.Namespace) -> int:
     from ragsift.collection import Collection, Filter
 
-    _positive("--k", args.k)
-    _positive("--k-retrieve", args.k_retrieve)
     parsed = Filter.parse(args.filter)
     with Collection.open(args.dir) as col:
         if args.rerank:

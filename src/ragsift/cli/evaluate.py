@@ -10,6 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
+from ragsift.cli.argtypes import positive_int
 from ragsift.data.trec import read_any_qrels, read_run
 from ragsift.errors import DataFormatError
 from ragsift.evaluate import DEFAULT_METRICS, evaluate, paired_tests, parse_metric, results_table
@@ -54,17 +55,6 @@ def metric_list(text: str) -> list[str]:
         except ValueError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
     return names
-
-
-def positive_int(text: str) -> int:
-    """An integer >= 1 given on the command line."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
 
 
 def run(args: argparse.Namespace) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from ragsift.cli.argtypes import positive_int
 from ragsift.cli.options import add_retriever_arguments, retriever_from_args
 from ragsift.data.beir import load_corpus
 from ragsift.retrieve import Retriever
@@ -26,20 +27,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="BEIR folder or corpus.jsonl")
     add_retriever_arguments(parser)
     parser.add_argument("--out", required=True, metavar="DIR", help="index folder to write")
-    parser.add_argument("--block-size", type=_positive, default=BLOCK_SIZE, metavar="N",
+    parser.add_argument("--block-size", type=positive_int, default=BLOCK_SIZE, metavar="N",
                         help="dense: documents encoded and cached together; a rerun after a "
                              f"kill reuses every finished block (default: {BLOCK_SIZE})")
     parser.set_defaults(func=run)
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
 
 
 def set_block_size(retriever: Retriever, size: int) -> None:
