@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -132,6 +132,7 @@ class Collection:
         self._model_lock = threading.Lock()
         self._store_lock = threading.RLock()
         self._write_lock = threading.Lock()
+        self._publish_lock = threading.Lock()
         self._store: VectorStore | None = None
         self._manifest_stamp = _stamp(self.folder / MANIFEST)
         self._snapshot = Snapshot(self.folder, manifest)
@@ -273,19 +274,20 @@ class Collection:
     def refresh(self) -> bool:
         """Move to the latest commit if another process made one; True if it moved. Cheap
         when nothing changed (one ``stat`` of the manifest); searches call it first."""
-        stamp = _stamp(self.folder / MANIFEST)
-        if stamp == self._manifest_stamp:
-            return False
-        manifest = Manifest.read(self.folder)
-        self._manifest_stamp = stamp
-        if manifest.generation == self._snapshot.generation:
-            return False
-        snapshot = Snapshot(self.folder, manifest, self._snapshot)
-        with self._store_lock:
-            if self.config.store == "faiss" and self.config.dense:
-                self._store = self._open_store(snapshot)
-            self._snapshot = snapshot
-        return True
+        with self._publish_lock:
+            stamp = _stamp(self.folder / MANIFEST)
+            if stamp == self._manifest_stamp:
+                return False
+            manifest = Manifest.read(self.folder)
+            self._manifest_stamp = stamp
+            if manifest.generation == self._snapshot.generation:
+                return False
+            snapshot = Snapshot(self.folder, manifest, self._snapshot)
+            with self._store_lock:
+                if self.config.store == "faiss" and self.config.dense:
+                    self._store = self._open_store(snapshot)
+                self._snapshot = snapshot
+            return True
 
     def info(self) -> dict[str, Any]:
         """Sizes and settings."""
@@ -565,21 +567,35 @@ class Collection:
                     json.dump({"generation": generation, "first": int(added_ids[0]),
                                "end": int(added_ids[-1]) + 1}, handle)
                 self._store.upsert(added_ids, data.vectors, _payloads(data))
-        manifest.write(self.folder)
-        snapshot = Snapshot(self.folder, manifest, old)
-        with self._store_lock:
+
+        def update_faiss() -> None:
             if self._store is not None and not external:
                 if len(added_ids):
                     self._store.upsert(added_ids, data.vectors)
                 if len(removed_chunk_ids):
                     self._store.delete(removed_chunk_ids)
-            self._snapshot = snapshot
+
+        self._publish(manifest, old, update_faiss)
         if external:
             if len(removed_chunk_ids):
                 self._store.delete(removed_chunk_ids)
             (self.folder / PENDING).unlink(missing_ok=True)
         self._collect_garbage()
         return len(added_ids)
+
+    def _publish(self, manifest: Manifest, old: Snapshot,
+                 before_swap: Callable[[], None] | None = None) -> None:
+        """Commit ``manifest`` (the atomic rename) and make it what searches read, after
+        ``before_swap`` (in-process store changes) under the store lock; a concurrent
+        :meth:`refresh` waits instead of reopening the commit this writer is publishing."""
+        with self._publish_lock:
+            manifest.write(self.folder)
+            snapshot = Snapshot(self.folder, manifest, old)
+            with self._store_lock:
+                if before_swap is not None:
+                    before_swap()
+                self._snapshot = snapshot
+            self._manifest_stamp = _stamp(self.folder / MANIFEST)
 
     def _merge_if_needed(self) -> None:
         plan = merge_plan([int(s.live_docs.sum()) for s in self._snapshot.segments])
@@ -596,10 +612,7 @@ class Collection:
                 if i not in indexes]
         manifest = Manifest(generation, old.manifest.config, [*keep, SegmentEntry(name)],
                             old.manifest.next_chunk_id, [])
-        manifest.write(self.folder)
-        snapshot = Snapshot(self.folder, manifest, old)
-        with self._store_lock:
-            self._snapshot = snapshot
+        self._publish(manifest, old)
         self._collect_garbage()
 
     def _collect_garbage(self) -> None:
