@@ -307,3 +307,22 @@ def test_lone_surrogates_are_refused(tmp_path, row, field):
     with pytest.raises(DataFormatError, match=f'field "{field}"'):
         col.add([row])
     assert len(col) == 0
+
+
+def test_a_beir_folder_is_ingested_with_titles(tmp_path, tiny_beir):
+    from ragsift.collection import load_sources
+    from ragsift.data.beir import load_corpus
+
+    corpus = load_corpus(tiny_beir)
+    docs = load_sources([tiny_beir])
+    assert [(d.id, d.title, d.text) for d in docs] == [
+        (d.id, d.title, d.text) for d in corpus.values()]
+    col = Collection.create(tmp_path / "c", retriever="bm25")
+    assert col.add(docs).added == len(corpus)
+    reference = BM25Retriever()
+    reference.index(corpus)
+    query = next(iter(load_sources([tiny_beir]))).title or "cats"
+    expected = reference.search({"q": query}, k=5)["q"]
+    got = {h.id: h.score for h in col.search(query, k=5)}
+    assert list(got) == list(expected)
+    assert list(got.values()) == pytest.approx(list(expected.values()), rel=1e-5)
