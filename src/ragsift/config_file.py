@@ -146,6 +146,16 @@ def _read_yaml(path: Path) -> dict[str, tuple[Any, int | None]]:
     return out
 
 
+def read_yaml(path: str | Path) -> Any:
+    """The YAML document at ``path`` read with :class:`StrictLoader` (no anchors, aliases or
+    duplicate keys), or None for an empty file; :class:`DataFormatError` names file and line."""
+    path = Path(path)
+    node = _compose(path)
+    if node is None:
+        return None
+    return _construct(node, path, node.start_mark.line + 1, None)
+
+
 def _compose(path: Path) -> yaml.Node | None:
     """The node tree of the YAML file at ``path``, read with :class:`StrictLoader`."""
     text = read_text(path)
@@ -158,7 +168,7 @@ def _compose(path: Path) -> yaml.Node | None:
         raise DataFormatError(path, None, None, "invalid YAML (nested too deeply)") from None
 
 
-def _construct(node: yaml.Node, path: Path, line: int, key: str) -> Any:
+def _construct(node: yaml.Node, path: Path, line: int, key: str | None) -> Any:
     """The Python value of one top-level value node, with construction errors located."""
     try:
         return StrictLoader("").construct_object(node, deep=True)

@@ -301,3 +301,12 @@ def test_index_resumes_from_cached_blocks_after_a_kill(tmp_path, tiny_model_dir,
     assert main(argv) == 0
     assert (caches[-1].hits, caches[-1].misses) == (1, 2)  # the finished block was reused
     assert Path(tmp_path / "idx" / "manifest.json").is_file()
+
+
+@pytest.mark.parametrize("argv", [["serve"], ["collection", "delete", "DIR"],
+                                  ["train", "embedding", "--data", "x", "--model", "m",
+                                   "--out", "o", "--set", "novalue"]])
+def test_usage_errors_exit_2_with_one_line(capsys, argv):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"ragsift {argv[0]}: error:") and "\n" not in err

@@ -55,3 +55,17 @@ def test_model_options_are_checked(options, field):
         ServeConfig.from_dict({"rerankers": {"r": {"model": "m", "options": options}}},
                               "serve.yaml")
     assert (caught.value.path, caught.value.field) == ("serve.yaml", field)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("limits: &l {max_documents: 5}\nother: *l\n", "anchors"),
+    ("limits:\n  max_documents: 5\n  max_documents: 6\n", "duplicate key 'max_documents'"),
+    ("api_key: a\napi_key: b\n", "duplicate key"),
+    ("limits: [unclosed\n", "invalid YAML"),
+])
+def test_serve_yaml_is_read_strictly(tmp_path, text, message):
+    config = tmp_path / "serve.yaml"
+    config.write_text(text)
+    with pytest.raises(DataFormatError, match=message) as info:
+        ServeConfig.from_yaml(config)
+    assert str(config) in str(info.value)

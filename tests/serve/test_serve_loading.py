@@ -8,6 +8,8 @@ import json
 
 import pytest
 
+from ragsift.errors import UsageError
+
 pytest.importorskip("fastapi")
 
 from ragsift.cli import main as cli_main  # noqa: E402
@@ -65,7 +67,7 @@ def test_allow_untrained_head_serves_it(tiny_model_dir):
 
 
 def test_the_flags_need_a_reranker():
-    with pytest.raises(SystemExit, match="--reranker"):
+    with pytest.raises(UsageError, match="--reranker"):
         serve_cli.config_from_args(parse("--index", "i", "--reranker-family", "llm"))
 
 

@@ -18,7 +18,7 @@ openai = pytest.importorskip("openai")
 httpx = pytest.importorskip("httpx")
 
 from ragsift.cli import serve as serve_cli  # noqa: E402
-from ragsift.errors import DataFormatError  # noqa: E402
+from ragsift.errors import DataFormatError, UsageError  # noqa: E402
 from ragsift.serve.app import create_app  # noqa: E402
 from ragsift.serve.config import ServeConfig  # noqa: E402
 from tests.conftest import DOCS, write_beir  # noqa: E402
@@ -250,5 +250,5 @@ def test_cli_flags_complete_the_config(tmp_path, tiny_cross_encoder):
     assert config.embedders["minilm-l6"].model == "minilm-l6"
     assert (config.index.path, config.index.corpus) == ("new", "c.jsonl")
     assert config.limits.max_documents == 5
-    with pytest.raises(SystemExit, match="nothing to serve"):
+    with pytest.raises(UsageError, match="nothing to serve"):
         serve_cli.config_from_args(parse())

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ragsift.cli.argtypes import positive_int
 from ragsift.collection.config import DEFAULT_EMBEDDER, RETRIEVERS
-from ragsift.errors import DataFormatError
+from ragsift.errors import DataFormatError, UsageError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -120,7 +120,7 @@ def run_delete(args: argparse.Namespace) -> int:
 
     ids = list(args.ids) + (_read_ids(args.ids_file) if args.ids_file else [])
     if not ids:
-        raise SystemExit("ragsift collection delete: error: give ids or --ids-file")
+        raise UsageError("give ids or --ids-file")
     with Collection.open(args.dir) as col:
         deleted = col.delete(ids)
         generation = col.generation

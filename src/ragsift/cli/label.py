@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 
+from ragsift.errors import RagsiftError
 from ragsift.models.onnx import BACKENDS
 
 
@@ -79,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     data = load_beir(args.data, args.split)
     candidates = read_run(args.run)
     if not any(q in data.queries for q in candidates):
-        raise SystemExit(f"ragsift label: error: {args.run} has no query of the {args.split} "
+        raise RagsiftError(f"{args.run} has no query of the {args.split} "
                          f"split of {args.data}")
     label_run(data, candidates, load_teacher(args), args.out, k=args.k,
               shard_size=args.shard_size, backend=backend_from_args(args))

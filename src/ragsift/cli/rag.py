@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 
+from ragsift.errors import UsageError
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -33,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     for item in args.set:
         key, sep, value = item.partition("=")
         if not sep:
-            raise SystemExit(f"ragsift rag: error: --set takes KEY=VALUE, got {item!r}")
+            raise UsageError(f"--set takes KEY=VALUE, got {item!r}")
         overrides[key.strip().replace("-", "_")] = value
     config = load_dataclass(RagConfig, args.config, overrides, what="the RAG pipeline")
     examples = load_qa(args.questions)[:args.limit]

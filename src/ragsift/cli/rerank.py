@@ -12,6 +12,7 @@ import time
 
 from ragsift.data.beir import load_beir
 from ragsift.data.trec import read_run, write_run
+from ragsift.errors import RagsiftError
 from ragsift.models.onnx import BACKENDS
 from ragsift.rerank import Reranker
 from ragsift.rerank.long_documents import STRATEGIES
@@ -55,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     candidates = read_run(args.run)
     judged = {qid: docs for qid, docs in candidates.items() if qid in data.queries}
     if not judged:
-        raise SystemExit(f"ragsift rerank: error: {args.run} has no query of the "
+        raise RagsiftError(f"{args.run} has no query of the "
                          f"{args.split} split of {args.data}")
     sizes = {"max_length": args.max_length} if args.max_length else {}
     reranker = Reranker.load(args.model, family=args.family, long_doc=args.long_doc,

@@ -12,7 +12,7 @@ import time
 from ragsift.cli.options import add_retriever_arguments, retriever_from_args
 from ragsift.data.beir import load_beir
 from ragsift.data.trec import write_run
-from ragsift.errors import IndexMismatchError
+from ragsift.errors import IndexMismatchError, UsageError
 from ragsift.retrieve import Retriever, parse_spec
 
 logger = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ def load_index(path: str, spec: str | None) -> Retriever:
 
 def run(args: argparse.Namespace) -> int:
     if not args.retriever and not args.index:
-        raise SystemExit("ragsift search: error: give --retriever SPEC or --index DIR")
+        raise UsageError("give --retriever SPEC or --index DIR")
     data = load_beir(args.data, args.split)
     logger.info("%s: %d documents, %d %s queries", args.data, len(data.corpus),
                 len(data.queries), args.split)

@@ -11,7 +11,7 @@ import argparse
 import logging
 from typing import Any
 
-from ragsift.errors import MissingExtraError
+from ragsift.errors import MissingExtraError, UsageError
 from ragsift.serve.config import ALLOW_UNTRAINED_HEAD, ServeConfig
 
 logger = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
     config = config.with_flags(args.reranker, args.embedder, args.index,
                                reranker_options(args), collection=args.collection)
     if not (config.rerankers or config.embedders or config.index or config.collection):
-        raise SystemExit("ragsift serve: error: nothing to serve; give --config, --reranker, "
+        raise UsageError("nothing to serve; give --config, --reranker, "
                          "--embedder, --index or --collection")
     return config
 
@@ -72,7 +72,7 @@ def reranker_options(args: argparse.Namespace) -> dict[str, Any]:
     if args.allow_untrained_head:
         options[ALLOW_UNTRAINED_HEAD] = True
     if options and not args.reranker:
-        raise SystemExit("ragsift serve: error: --reranker-family and --allow-untrained-head "
+        raise UsageError("--reranker-family and --allow-untrained-head "
                          "apply to --reranker, which is missing (in a config file, set "
                          "options: {family: ..., allow_untrained_head: true} of a reranker)")
     return options

@@ -18,7 +18,7 @@ import argparse
 from pathlib import Path
 
 from ragsift.cli.options import add_retriever_arguments, retriever_from_args
-from ragsift.errors import RagsiftError
+from ragsift.errors import RagsiftError, UsageError
 
 
 def raw_path(out: str | Path) -> Path:
@@ -90,11 +90,11 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     raw = out if args.no_filter else raw_path(out)
     if not args.filter_only and not args.generator:
-        raise SystemExit("ragsift synth: error: --generator is required (unless --filter-only)")
+        raise UsageError("--generator is required (unless --filter-only)")
     for name in ("max_new_tokens", "max_passage_tokens", "batch_size", "shard_size",
                  "round_trip_k"):
         if getattr(args, name) < 1:
-            raise SystemExit(f"ragsift synth: error: --{name.replace('_', '-')} must be at "
+            raise UsageError(f"--{name.replace('_', '-')} must be at "
                              f"least 1")
     template = DEFAULT_TEMPLATE if args.template is None else args.template
     check_template(template)  # before loading anything

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 
+from ragsift.errors import UsageError
 from ragsift.train.config import CONFIGS
 
 
@@ -50,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     for item in args.set:
         key, sep, value = item.partition("=")
         if not sep:
-            raise SystemExit(f"ragsift train: error: --set takes KEY=VALUE, got {item!r}")
+            raise UsageError(f"--set takes KEY=VALUE, got {item!r}")
         overrides[key.strip().replace("-", "_")] = value
     config = load_config(args.task, args.config, overrides)
     train(args.task, config)

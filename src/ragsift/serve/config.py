@@ -125,17 +125,14 @@ class ServeConfig:
         """Read a YAML config file.
 
         Raises:
-            DataFormatError: invalid YAML, an unknown key, a value of the wrong type, or an
-                ``index.embedder`` that names no embedder; the error names file and key.
+            DataFormatError: invalid YAML (anchors, aliases and duplicate keys included), an
+                unknown key, a value of the wrong type, or an ``index.embedder`` that names no
+                embedder; the error names file and key.
         """
-        import yaml
+        from ragsift.config_file import read_yaml
 
         path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            raise DataFormatError(path, None, None, f"invalid YAML ({exc})") from None
-        return cls.from_dict(data or {}, path)
+        return cls.from_dict(read_yaml(path) or {}, path)
 
     @classmethod
     def from_dict(cls, data: Any, source: str | os.PathLike[str] = "<config>") -> ServeConfig:
