@@ -522,3 +522,29 @@ def test_slow_tokenizer_raises():
             chunk_text("some text", bad)
         with pytest.raises(ValueError, match="fast tokenizer"):
             chunk_corpus({"d": Document("d", "text")}, bad)
+
+
+EDGES = ["", " ", "\n", "\u00a0", "\u200b", "\x00", "\ufffd", "\u0301", "é", "中", "!", "ﬁ",
+         "İ", "\t", "x"]
+
+
+@pytest.mark.parametrize("sentence_aware", [False, True])
+def test_short_documents_skip_tokenizing_with_the_same_chunks(tok, monkeypatch, sentence_aware):
+    """Documents that surely fit one window take a shortcut; it must change nothing."""
+    import ragsift.data.chunking as chunking
+
+    rng = random.Random(5)
+    docs = []
+    for i in range(400):
+        words = make_text(i, rng.randint(0, 40)).split()
+        text = rng.choice(EDGES) + " ".join(words) + rng.choice(EDGES)
+        title = rng.choice(["", "A title", "Ünïcode tïtle 中文", "x" * rng.randint(1, 40)])
+        docs.append(Document(f"d{i}", text, title))
+    for max_tokens in (16, 64, 128):
+        fast = list(iter_chunk_documents(docs, tok, max_tokens, 4, sentence_aware))
+        with monkeypatch.context() as patch:
+            patch.setattr(chunking, "_surely_one_window", lambda *args: None)
+            slow = list(iter_chunk_documents(docs, tok, max_tokens, 4, sentence_aware))
+        assert fast == slow
+    took_shortcut = [d for d in docs if chunking._surely_one_window(d, 128, " ")]
+    assert len(took_shortcut) > 50

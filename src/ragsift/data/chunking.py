@@ -24,6 +24,7 @@ Example:
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -498,6 +499,37 @@ def _iter_chunk_documents(
         )
 
 
+def _kept_edge(char: str) -> bool:
+    """Whether a WordPiece tokenizer surely keeps ``char`` as (part of) a token: a letter,
+    digit, punctuation or symbol (not a control, format, combining mark or U+FFFD, which
+    BERT's normaliser may drop)."""
+    return unicodedata.category(char)[0] in "LNPS" and char != "\ufffd"
+
+
+def _surely_one_window(doc: Document, max_tokens: int, separator: str) -> tuple[int, int] | None:
+    """The span of ``doc``'s single chunk when it certainly fits, without tokenizing; else None.
+
+    For WordPiece every token covers at least one character, hence at most one token per UTF-8
+    byte: a document whose ``title + separator + text`` has at most ``max_tokens`` bytes, and
+    whose titled part at most ``max_tokens // 2`` (so the title is never cut), is one window.
+    Its span runs from the first to the last non-space character, as the tokenizer's offsets
+    would, provided those characters are ones it keeps (:func:`_kept_edge`).
+    """
+    stripped = doc.text.strip()
+    if not stripped or not (_kept_edge(stripped[0]) and _kept_edge(stripped[-1])):
+        return None
+    head = len((doc.title + separator).encode("utf-8")) if doc.title else 0
+    if head > max_tokens // 2 or head + len(doc.text.encode("utf-8")) > max_tokens:
+        return None
+    start = len(doc.text) - len(doc.text.lstrip())
+    return start, start + len(stripped)
+
+
+def _is_wordpiece(tokenizer: Any, backend: Any) -> bool:
+    model = (backend or getattr(tokenizer, "backend_tokenizer", None))
+    return type(getattr(model, "model", None)).__name__ == "WordPiece"
+
+
 def _chunk_batch(
     docs: list[Document],
     tokenizer: Any,
@@ -508,17 +540,24 @@ def _chunk_batch(
     separator: str,
 ) -> Iterator[Document]:
     count_text = _counter(tokenizer, backend)
-    texts = _encode(tokenizer, backend, [d.text for d in docs])
-    titled = [k for k, d in enumerate(docs) if d.title]
+    short = ({k: span for k, d in enumerate(docs)
+              if (span := _surely_one_window(d, max_tokens, separator)) is not None}
+             if _is_wordpiece(tokenizer, backend) else {})
+    rest = [k for k in range(len(docs)) if k not in short]
+    texts = dict(zip(rest, _encode(tokenizer, backend, [docs[k].text for k in rest])))
+    titled = [k for k in rest if docs[k].title]
     titles = _encode(tokenizer, backend, [docs[k].title for k in titled])
     with_sep = _encode(tokenizer, backend, [docs[k].title + separator for k in titled])
     title_of = {k: (titles[t], with_sep[t]) for t, k in enumerate(titled)}
     for k, doc in enumerate(docs):
-        encoded_title, encoded_with_sep = title_of.get(k, (None, None))
-        title, budget = _title_budget(doc.title, encoded_title, encoded_with_sep, max_tokens)
-        spans = _spans(
-            doc.text, texts[k], budget, min(overlap, budget - 1), sentence_aware, count_text
-        )
+        if k in short:
+            title, spans = doc.title, [short[k]]
+        else:
+            encoded_title, encoded_with_sep = title_of.get(k, (None, None))
+            title, budget = _title_budget(doc.title, encoded_title, encoded_with_sep,
+                                          max_tokens)
+            spans = _spans(doc.text, texts[k], budget, min(overlap, budget - 1),
+                           sentence_aware, count_text)
         if not spans:  # empty or blank text: one chunk, so the document is not lost
             spans = [(0, len(doc.text))]
         for i, (start, end) in enumerate(spans):
