@@ -267,3 +267,35 @@ def test_generation_resumes_from_the_answers_already_written(tiny_llm, tmp_path)
     assert len(generated) == 4
     spied(replace(config, max_passage_tokens=2)).run(examples, out)  # other prompts: no reuse
     assert len(generated) == 6
+
+
+def test_open_retrieval_over_a_collection(tiny_llm, tmp_path):
+    """``--collection``: each question searches the whole collection; the retrieved passages
+    (marked supporting by their document's title and text) feed the later stages."""
+    from ragsift.cli.main import main
+    from ragsift.collection import Collection
+
+    examples = load_qa(qa_file(tmp_path))
+    col = Collection.create(tmp_path / "col", retriever="bm25")
+    paragraphs = {(p.title, p.text) for e in examples for p in e.paragraphs}
+    noise = [{"id": f"n{i}", "text": f"Unrelated note number {i} about trains and rivers."}
+             for i in range(30)]
+    col.add([{"id": f"p{i}", "title": title, "text": text}
+             for i, (title, text) in enumerate(sorted(paragraphs))] + noise)
+    col.close()
+    out = tmp_path / "open"
+    assert main(["rag", "--questions", str(qa_file(tmp_path)), "--out", str(out),
+                 "--collection", str(tmp_path / "col"), "--set", f"generator={tiny_llm}",
+                 "--set", "candidates=5", "--set", "max_new_tokens=4",
+                 "--set", "recall_at=1"]) == 0
+    rankings = [json.loads(line) for line in (out / "rankings.jsonl").read_text().splitlines()]
+    reference = Collection.open(tmp_path / "col")
+    for example, row in zip(examples, rankings):
+        hits = reference.search(example.question, k=5)
+        assert row["passages"] == [h.id for h in hits]
+        assert row["retriever"] == pytest.approx([h.score for h in hits], rel=1e-6)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["supporting_recall@1"] == 1.0  # "Eiffel Tower" / "bananas" found first
+    predictions = [json.loads(line) for line in (out / "predictions.jsonl").read_text()
+                   .splitlines()]
+    assert [p["selected"] for p in predictions] == [[0], [0]]

@@ -1,6 +1,7 @@
 """``ragsift rag``: the RAG chain over a QA file, with answers and metrics written to a folder.
 
 CLI contract: ``ragsift rag --questions FILE.jsonl --config cfg.yaml --out DIR``
+(``--collection DIR`` retrieves from a collection instead of each question's paragraphs)
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--config", default=None, metavar="YAML",
                         help="keys of ragsift.rag.pipeline.RagConfig")
     parser.add_argument("--out", required=True, metavar="DIR")
+    parser.add_argument("--collection", default=None, metavar="DIR",
+                        help="open retrieval: search this collection (ragsift collection) "
+                             "instead of ranking each question's own paragraphs")
     parser.add_argument("--limit", type=int, default=None, help="first N questions only")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key, e.g. --set selector=gold")
@@ -37,6 +41,8 @@ def run(args: argparse.Namespace) -> int:
         if not sep:
             raise UsageError(f"--set takes KEY=VALUE, got {item!r}")
         overrides[key.strip().replace("-", "_")] = value
+    if args.collection:
+        overrides["collection"] = args.collection
     config = load_dataclass(RagConfig, args.config, overrides, what="the RAG pipeline")
     examples = load_qa(args.questions)[:args.limit]
     Pipeline(config).run(examples, args.out)

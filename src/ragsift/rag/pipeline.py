@@ -3,7 +3,13 @@
 Stages (each swappable from a :class:`RagConfig`):
 
 1. retriever: ``bm25`` (bm25s over the question's own passages), ``dense:MODEL`` (cosine of a
-   bi-encoder), or ``none`` (the given order); optionally with a query expanded by the
+   bi-encoder), or ``none`` (the given order). With ``collection`` (a folder made by
+   ``ragsift collection``) retrieval is open instead: each question searches the whole
+   collection (``collection_retriever``: ``bm25``, ``dense`` or ``hybrid``, default the
+   collection's own) and its ``candidates`` best passages replace the question's paragraphs for
+   the later stages; a retrieved passage counts as supporting when its document has the title and
+   text of one of the question's supporting paragraphs. Either way, optionally with a query
+   expanded by the
    generator (``expansion``): ``gar`` appends a generated answer and page title to the query,
    ``hyde`` a generated hypothetical passage. BM25 searches ``question + " " + expansion``;
    dense retrieval searches with ``normalize(E_q(question) + E_d(expansion))`` (HyDE's mean of
@@ -32,7 +38,7 @@ import hashlib
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -40,7 +46,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ragsift.atomic import atomic_file
-from ragsift.data.qa import QAExample
+from ragsift.data.qa import Paragraph, QAExample
 from ragsift.rag.generator import Generator
 from ragsift.rag.metrics import exact_match, supporting_recall, token_f1
 
@@ -65,6 +71,9 @@ class RagConfig:
     batch_size: int = 8
     max_passage_tokens: int = 256
     recall_at: list[int] = field(default_factory=lambda: [1, 2, 5])
+    collection: str = ""
+    collection_retriever: str = ""
+    candidates: int = 20
 
 
 def retrieval_scores(spec: str, examples: list[QAExample],
@@ -123,15 +132,57 @@ class Pipeline:
                 batch_size=config.batch_size, max_passage_tokens=config.max_passage_tokens)
         return self._generator
 
+    def expansions(self, examples: list[QAExample]) -> list[str] | None:
+        """The generated query expansion of each example (None without expansion)."""
+        config = self.config
+        if config.expansion == "none":
+            return None
+        return self.generator().expand([e.question for e in examples], config.expansion,
+                                       config.expansion_tokens)
+
+    def open_retrieval(self, examples: list[QAExample]) -> list[QAExample]:
+        """Each example with its paragraphs replaced by the ``candidates`` best passages of the
+        collection for its question (plus expansion), their scores and the expansion kept in
+        ``extra`` (``retrieved``, ``expansion``) for :meth:`rank`."""
+        from ragsift.collection import Collection
+
+        config = self.config
+        expansions = self.expansions(examples)
+        out = []
+        with Collection.open(config.collection) as collection:
+            for i, example in enumerate(tqdm(examples, desc="retrieve", unit="question")):
+                query = example.question
+                extra = dict(example.extra)
+                if expansions:
+                    extra["expansion"] = expansions[i]
+                    query = f"{query} {expansions[i]}"
+                hits = collection.search(query, k=config.candidates,
+                                         retriever=config.collection_retriever or None)
+                gold = {(p.title, p.text) for p in example.paragraphs if p.is_supporting}
+                paragraphs = [Paragraph(h.title, h.text,
+                                        (h.title, collection.get(h.doc_id).text) in gold)
+                              for h in hits]
+                extra["retrieved"] = [h.score for h in hits]
+                extra["retrieved_ids"] = [h.id for h in hits]
+                out.append(replace(example, paragraphs=paragraphs, extra=extra))
+        return out
+
     def rank(self, examples: list[QAExample]) -> list[dict]:
         """Per example: stage scores and the final ranking (passage indices, best first)."""
         config = self.config
-        expansions = None
-        if config.expansion != "none":
-            expansions = self.generator().expand([e.question for e in examples],
-                                                 config.expansion, config.expansion_tokens)
-        scores = retrieval_scores(config.retriever, examples, expansions)
+        if config.collection:
+            if not all("retrieved" in e.extra for e in examples):  # rows name the passages
+                examples = self.open_retrieval(examples)
+            expansions = [e.extra["expansion"] for e in examples] \
+                if config.expansion != "none" else None
+            scores = [np.asarray(e.extra["retrieved"], dtype=np.float32) for e in examples]
+        else:
+            expansions = self.expansions(examples)
+            scores = retrieval_scores(config.retriever, examples, expansions)
         rows = [{"id": e.id, "retriever": s.tolist()} for e, s in zip(examples, scores)]
+        for row, example in zip(rows, examples):
+            if "retrieved_ids" in example.extra:
+                row["passages"] = example.extra["retrieved_ids"]
         for row, expansion in zip(rows, expansions or []):
             row["expansion"] = expansion
         if config.reranker:
@@ -207,6 +258,8 @@ class Pipeline:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
+        if self.config.collection:
+            examples = self.open_retrieval(examples)
         rows = self.rank(examples)
         with atomic_file(out / "rankings.jsonl") as handle:
             handle.writelines(json.dumps(row) + "\n" for row in rows)
