@@ -299,3 +299,18 @@ def test_open_retrieval_over_a_collection(tiny_llm, tmp_path):
     predictions = [json.loads(line) for line in (out / "predictions.jsonl").read_text()
                    .splitlines()]
     assert [p["selected"] for p in predictions] == [[0], [0]]
+
+
+def test_open_retrieval_recall_counts_gold_passages_not_retrieved(tiny_llm, tmp_path):
+    from ragsift.collection import Collection
+    from ragsift.rag.metrics import supporting_recall
+    from ragsift.rag.pipeline import Pipeline, RagConfig
+
+    assert supporting_recall([3, 0], {0}, 2, total=2) == 0.5
+    examples = load_qa(qa_file(tmp_path))
+    col = Collection.create(tmp_path / "col", retriever="bm25")
+    col.add([{"id": "bananas", "title": "Bananas", "text": "Bananas are yellow."}])
+    col.close()  # the Eiffel Tower paragraph, q1's gold passage, is not in the collection
+    metrics = Pipeline(RagConfig(collection=str(tmp_path / "col"), generator=str(tiny_llm),
+                                 max_new_tokens=2, recall_at=[1])).run(examples, tmp_path / "o")
+    assert metrics["supporting_recall@1"] == 0.5  # q1: 0 of 1 found; q2: 1 of 1

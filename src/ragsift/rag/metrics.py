@@ -50,9 +50,18 @@ def token_f1(prediction: str, gold: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
-def supporting_recall(ranking: Sequence[int], supporting: set[int], k: int) -> float:
-    """The share of ``supporting`` passage indices among the first ``k`` of ``ranking``
-    (1.0 when there is none to find)."""
-    if not supporting:
+def supporting_recall(ranking: Sequence[int], supporting: set[int], k: int,
+                      total: int | None = None) -> float:
+    """``|ranking[:k] & supporting| / total``: the share of the supporting passages found in the
+    first ``k`` of ``ranking``. ``total`` defaults to ``len(supporting)``; open retrieval passes
+    the question's number of gold passages, some of which may not have been retrieved at all.
+    1.0 when there is none to find.
+
+    Example:
+        >>> supporting_recall([3, 0, 1], {0, 7}, k=2), supporting_recall([3, 0], {0}, 2, total=2)
+        (0.5, 0.5)
+    """
+    total = len(supporting) if total is None else total
+    if not total:
         return 1.0
-    return len(set(ranking[:k]) & supporting) / len(supporting)
+    return len(set(ranking[:k]) & supporting) / total

@@ -162,6 +162,7 @@ class Pipeline:
                 paragraphs = [Paragraph(h.title, h.text,
                                         (h.title, collection.get(h.doc_id).text) in gold)
                               for h in hits]
+                extra["gold_supporting"] = len(gold)
                 extra["retrieved"] = [h.score for h in hits]
                 extra["retrieved_ids"] = [h.id for h in hits]
                 out.append(replace(example, paragraphs=paragraphs, extra=extra))
@@ -281,14 +282,15 @@ class Pipeline:
             "em": float(np.mean([p["em"] for p in predictions])) if predictions else 0.0,
             "f1": float(np.mean([p["f1"] for p in predictions])) if predictions else 0.0,
             "selected_supporting_recall": float(np.mean([
-                supporting_recall(chosen, e.supporting, len(chosen) or 1) if chosen else 0.0
+                supporting_recall(chosen, e.supporting, len(chosen) or 1,
+                                  e.extra.get("gold_supporting")) if chosen else 0.0
                 for e, chosen in zip(examples, selected)])) if examples else 0.0,
             "seconds": time.perf_counter() - start,
             "config": asdict(self.config),
         }
         for k in self.config.recall_at:
             metrics[f"supporting_recall@{k}"] = float(np.mean([
-                supporting_recall(r["ranking"], e.supporting, k)
+                supporting_recall(r["ranking"], e.supporting, k, e.extra.get("gold_supporting"))
                 for e, r in zip(examples, rows)])) if examples else 0.0
         with atomic_file(out / "metrics.json") as handle:
             handle.write(json.dumps(metrics, indent=2))
