@@ -3,7 +3,7 @@ whole collection, against ranking each question's own 10 paragraphs (the closed 
 
 One run:
 
-- builds (or reuses, with ``--collection``) a hybrid collection (BM25 + ``--embedder``) of a
+- builds (or tops up, with ``--collection``) a hybrid collection (BM25 + ``--embedder``) of a
   BEIR corpus (default ``../shared/datasets/hotpotqa-beir``: the 5,913 paragraphs of the 600
   HotpotQA questions);
 - for the questions of a QA file (default ``../shared/datasets/hotpotqa/test.jsonl``), runs
@@ -51,7 +51,7 @@ def main() -> None:
     parser.add_argument("--questions", type=Path, default=SHARED / "hotpotqa" / "test.jsonl")
     parser.add_argument("--corpus", type=Path, default=SHARED / "hotpotqa-beir")
     parser.add_argument("--collection", type=Path, default=None,
-                        help="reuse this collection (else one is built in a temp folder)")
+                        help="build or top up this collection (default: a temp folder)")
     parser.add_argument("--embedder", default="minilm-l6")
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--out", type=Path, default=None)
@@ -60,13 +60,13 @@ def main() -> None:
     examples = load_qa(args.questions)[:args.limit]
     folder = args.collection or Path(tempfile.mkdtemp()) / "collection"
     results = []
-    if not (folder / "manifest.json").is_file():
-        start = time.perf_counter()
-        col = Collection.create(folder, retriever="hybrid", embedder=args.embedder,
-                                show_progress=True)
-        col.add(load_sources([args.corpus]))
-        col.close()
-        results.append({"run": "build collection", "seconds": time.perf_counter() - start})
+    start = time.perf_counter()
+    col = Collection.create(folder, retriever="hybrid", embedder=args.embedder,
+                            exist_ok=True, show_progress=True)
+    added = col.add(load_sources([args.corpus]))  # a rerun skips what is already there
+    col.close()
+    results.append({"run": f"feed the collection ({added.added} added, {added.unchanged} "
+                           "unchanged)", "seconds": time.perf_counter() - start})
 
     closed = retrieval_scores("bm25", examples)
     rankings = [np.argsort(-s, kind="stable").tolist() for s in closed]
