@@ -516,7 +516,8 @@ class Collection:
         vectors = None
         if config.dense:
             with self._model_lock:
-                vectors = self.encoder.encode_documents(texts, normalize=config.normalize)
+                vectors = self.encoder.encode_documents(texts, normalize=config.normalize,
+                                                        show_progress=self.show_progress)
             vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         return SegmentData(docs, [digest for _, digest in batch], table, terms, tf, vectors)
 
