@@ -119,4 +119,6 @@ def test_bad_requests_are_422_and_never_break_the_collection(collection_dir):
             if loc is not None:
                 assert response.json()["detail"][0]["loc"] == loc
         assert client.post("/search", json={"query": "cell", "k": 3}).status_code == 200
+        assert client.get("/health").json()["models"] == [{"name": "col",
+                                                           "type": "collection"}]
     assert Collection.open(collection_dir).generation == 1

@@ -536,6 +536,8 @@ def create_app(config: ServeConfig) -> FastAPI:
     async def health(response: Response) -> Health:
         models = [ModelInfo(name=served.name, type=kind, error=served.batcher.stopped)
                   for kind, served in services.served()]
+        if config.collection is not None:
+            models.append(ModelInfo(name=Path(config.collection).name, type="collection"))
         if any(model.error for model in models):
             response.status_code = 503
             return Health(status="unavailable", models=models)

@@ -156,7 +156,7 @@ class ModelInfo(BaseModel):
     """A loaded model: its name, what it serves and, once its worker has stopped, why."""
 
     name: str
-    type: Literal["reranker", "embedder", "index"]
+    type: Literal["reranker", "embedder", "index", "collection"]
     error: str | None = None
 
 
