@@ -236,6 +236,10 @@ def test_refusals(tmp_path, encoder):
     col = Collection.create(tmp_path / "c", retriever="dense", encoder=encoder)
     with pytest.raises(RagsiftError, match="already exists"):
         Collection.create(tmp_path / "c", retriever="bm25")
+    with pytest.raises(RagsiftError, match="created with"):
+        Collection.create(tmp_path / "c", retriever="bm25", exist_ok=True)
+    assert Collection.create(tmp_path / "c", retriever="dense", encoder=encoder,
+                             exist_ok=True).generation == 0
     other = BiEncoder.from_pretrained("minilm-l6", device="cpu")
     with pytest.raises(IndexMismatchError, match="refusing"):
         Collection.open(tmp_path / "c", encoder=other)

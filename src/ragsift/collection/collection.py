@@ -154,9 +154,16 @@ class Collection:
         """
         folder = Path(path)
         if (folder / MANIFEST).is_file():
-            if exist_ok:
-                return cls(folder, encoder=encoder, show_progress=show_progress)
-            raise RagsiftError(f"{folder}: a collection already exists there")
+            if not exist_ok:
+                raise RagsiftError(f"{folder}: a collection already exists there")
+            existing = cls(folder, encoder=encoder, show_progress=show_progress)
+            asked = {"retriever": retriever, "store": store}
+            kept = {key: getattr(existing.config, key) for key in asked}
+            if asked != kept:
+                existing.close()
+                raise RagsiftError(f"{folder}: the collection there was created with {kept}, "
+                                   f"not {asked}")
+            return existing
         if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
             raise RagsiftError(f"{folder}: exists and is not an empty folder")
         if isinstance(options.get("bm25"), Mapping):
