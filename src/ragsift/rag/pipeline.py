@@ -19,7 +19,8 @@ Stages (each swappable from a :class:`RagConfig`):
 3. selector: ``top-k`` of the final ranking, ``threshold`` (reranker probability >=
    ``threshold``, calibrated when the model has a calibration), ``all`` passages in their given
    order, ``gold`` (the supporting passages), or ``none`` (no context);
-4. generator: :class:`ragsift.rag.generator.Generator`.
+4. generator: :func:`ragsift.rag.generator.load_generator` (transformers, llama.cpp or an
+   OpenAI-compatible server).
 
 Outputs in the run folder: ``rankings.jsonl`` (per question: scores and order of each stage),
 ``predictions.jsonl`` (answer, gold, selected passages, EM, F1) and ``metrics.json`` (mean EM,
@@ -47,7 +48,7 @@ from tqdm.auto import tqdm
 
 from ragsift.atomic import atomic_file
 from ragsift.data.qa import Paragraph, QAExample
-from ragsift.rag.generator import Generator
+from ragsift.rag.generator import TextGenerator, load_generator
 from ragsift.rag.metrics import exact_match, supporting_recall, token_f1
 
 logger = logging.getLogger(__name__)
@@ -67,6 +68,8 @@ class RagConfig:
     k: int = 1
     threshold: float = 0.5
     generator: str = "smollm2-135m"
+    base_url: str = ""
+    api_key_env: str = "OPENAI_API_KEY"
     max_new_tokens: int = 32
     batch_size: int = 8
     max_passage_tokens: int = 256
@@ -122,14 +125,17 @@ class Pipeline:
 
     def __init__(self, config: RagConfig) -> None:
         self.config = config
-        self._generator: Generator | None = None
+        self._generator: TextGenerator | None = None
 
-    def generator(self) -> Generator:
+    def generator(self) -> TextGenerator:
+        """The generator of ``config.generator`` (:func:`ragsift.rag.generator.load_generator`),
+        loaded once."""
         if self._generator is None:
             config = self.config
-            self._generator = Generator.from_pretrained(
-                config.generator, max_new_tokens=config.max_new_tokens,
-                batch_size=config.batch_size, max_passage_tokens=config.max_passage_tokens)
+            self._generator = load_generator(
+                config.generator, base_url=config.base_url, api_key_env=config.api_key_env,
+                max_new_tokens=config.max_new_tokens, batch_size=config.batch_size,
+                max_passage_tokens=config.max_passage_tokens)
         return self._generator
 
     def expansions(self, examples: list[QAExample]) -> list[str] | None:

@@ -1,0 +1,132 @@
+"""The llama.cpp backend of the RAG generator: a GGUF file run natively by ``llama-cpp-python``.
+
+Prompts are token ids of the GGUF's own tokenizer: the user message rendered with the GGUF's
+chat template (``tokenizer.chat_template``, the same Jinja formatter and tokenization that
+``Llama.create_chat_completion`` and ``python -m llama_cpp.server`` use), or ``message +
+"\\nAnswer:"`` after the BOS token when the file has no template. Decoding is greedy
+(temperature 0, no repeat penalty), one prompt at a time from an empty KV cache, so an answer
+depends only on its prompt; ``n_threads`` defaults to the CPU count.
+
+Example:
+    >>> generator = LlamaCppGenerator.from_pretrained("smollm2-135m")  # doctest: +SKIP
+    >>> generator.generate(["Where is it?"], [["The tower is in Paris."]])  # doctest: +SKIP
+    ['The tower is in Paris.']
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import weakref
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ragsift.errors import MissingExtraError, RagsiftError
+from ragsift.models.hub import gguf_file_for, resolve_model
+from ragsift.rag.generator import TextGenerator
+
+
+class LlamaCppGenerator(TextGenerator):
+    """Greedy answers of a GGUF model through llama.cpp (see the module docstring)."""
+
+    def __init__(self, model_path: str | os.PathLike[str], max_new_tokens: int = 32,
+                 batch_size: int = 8, max_passage_tokens: int = 256,
+                 n_threads: int | None = None, n_ctx: int = 0) -> None:
+        """Load ``model_path`` (a ``.gguf`` file); ``n_ctx`` 0 is the model's trained context.
+
+        Raises:
+            MissingExtraError: ``llama-cpp-python`` is not installed.
+            RagsiftError: the file cannot be loaded.
+        """
+        super().__init__(max_new_tokens, batch_size, max_passage_tokens)
+        try:
+            import llama_cpp
+            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+        except ImportError:
+            raise MissingExtraError("llama_cpp", "llm") from None
+        self.model_path = Path(model_path)
+        threads = n_threads or os.cpu_count() or 1
+        try:
+            self.llm = llama_cpp.Llama(model_path=str(self.model_path), n_ctx=n_ctx,
+                                       n_threads=threads, n_threads_batch=threads,
+                                       verbose=False)
+        except (ValueError, RuntimeError) as exc:
+            raise RagsiftError(f"{self.model_path}: llama.cpp cannot load it: {exc}") from None
+        # free the model with its generator, or at exit before the interpreter tears down
+        # the modules that Llama.__del__ needs
+        weakref.finalize(self, self.llm.close)
+        self._version = llama_cpp.__version__
+        template = self.llm.metadata.get("tokenizer.chat_template")
+        self._formatter = None if template is None else Jinja2ChatFormatter(
+            template=template, eos_token=self._token_text(self.llm.token_eos()),
+            bos_token=self._token_text(self.llm.token_bos()))
+        self._fingerprint: str | None = None
+
+    @classmethod
+    def from_pretrained(cls, name: str, **options: Any) -> LlamaCppGenerator:
+        """Load the GGUF of a folder, packaged name (``smollm2-135m``) or hub id (its only
+        ``.gguf`` file, or the packaged one).
+
+        Raises:
+            RagsiftError: the model has no ``.gguf`` file.
+        """
+        folder = resolve_model(name)
+        gguf = gguf_file_for(name, folder)
+        if gguf is None:
+            raise RagsiftError(f"{name}: no .gguf file in {folder}; the llama-cpp backend runs "
+                               f"GGUF models (use transformers:{name} for this one)")
+        return cls(folder / gguf, **options)
+
+    def _token_text(self, token: int) -> str:
+        """The text of special token ``token`` ("" for -1, a token the model lacks)."""
+        return "" if token == -1 else self.llm._model.token_get_text(token)
+
+    def fingerprint(self) -> str:
+        """A hash of the GGUF file, the llama-cpp-python version and ``max_new_tokens``.
+        Computed once (it reads the whole file)."""
+        if self._fingerprint is None:
+            digest = hashlib.sha256(repr(("llama.cpp", self._version, self.max_new_tokens))
+                                    .encode())
+            with self.model_path.open("rb") as handle:
+                for block in iter(lambda: handle.read(1 << 22), b""):
+                    digest.update(block)
+            self._fingerprint = digest.hexdigest()[:32]
+        return self._fingerprint
+
+    def encode(self, message: str) -> list[int]:
+        """Token ids of ``message`` under the GGUF's chat template (see the module
+        docstring)."""
+        if self._formatter is None:
+            return self.llm.tokenize(f"{message}\nAnswer:".encode(), add_bos=True)
+        result = self._formatter(messages=[{"role": "user", "content": message}])
+        return self.llm.tokenize(result.prompt.encode(), add_bos=not result.added_special,
+                                 special=True)
+
+    def cut(self, text: str) -> str:
+        """``text`` cut to ``max_passage_tokens`` tokens of the GGUF's tokenizer."""
+        ids = self.llm.tokenize(text.encode(), add_bos=False)
+        if len(ids) <= self.max_passage_tokens:
+            return text
+        return self.llm.detokenize(ids[:self.max_passage_tokens]).decode(errors="ignore")
+
+    def complete(self, prompts: Sequence[Sequence[int]], max_new_tokens: int | None = None
+                 ) -> list[str]:
+        """The raw greedy continuation of each prompt (token ids of :meth:`encode`), up to the
+        end-of-generation token or ``max_new_tokens`` (default: the generator's) tokens.
+
+        Raises:
+            RagsiftError: a prompt does not fit the context window with its new tokens.
+        """
+        limit = max_new_tokens or self.max_new_tokens
+        texts = []
+        for ids in prompts:
+            self.llm.reset()  # no KV-cache reuse: an answer depends on its prompt alone
+            try:
+                output = self.llm.create_completion(list(ids), max_tokens=limit,
+                                                    temperature=0.0, repeat_penalty=1.0)
+            except ValueError as exc:
+                raise RagsiftError(f"{self.model_path.name}: {exc} (prompt of {len(ids)} "
+                                   f"tokens, {limit} new; n_ctx {self.llm.n_ctx()})") from None
+            texts.append(output["choices"][0]["text"])
+        return texts
