@@ -43,7 +43,9 @@ from ragsift.collection.manifest import (
     Manifest,
     SegmentEntry,
     collect_garbage,
+    uncommitted_ids,
     write_deleted,
+    write_pending,
     writer_lock,
 )
 from ragsift.collection.merge import merge_plan, merged_segment
@@ -486,12 +488,9 @@ class Collection:
         pending = self.folder / PENDING
         if self._store is not None and self.config.store != "faiss":
             manifest = self._snapshot.manifest
-            if pending.is_file():
-                import json
-
-                body = json.loads(pending.read_text())
-                if body["generation"] > manifest.generation:
-                    self._store.delete(np.arange(body["first"], body["end"]))
+            orphans = uncommitted_ids(self.folder, manifest.generation)
+            if orphans:
+                self._store.delete(np.asarray(orphans, dtype=np.int64))
             if manifest.pending_store_deletes:
                 self._store.delete(manifest.pending_store_deletes)
         pending.unlink(missing_ok=True)
@@ -538,10 +537,6 @@ class Collection:
     def _commit(self, data: SegmentData | None, removed: list[str]) -> int:
         """Write ``data`` as a new segment and delete the documents ``removed`` in one
         commit; then bring the vector store and the snapshot up to it."""
-        import json
-
-        from ragsift.atomic import atomic_file
-
         old = self._snapshot
         generation = old.generation + 1
         manifest = Manifest(generation, old.manifest.config,
@@ -571,9 +566,8 @@ class Collection:
         if external:
             manifest.pending_store_deletes = removed_chunk_ids.tolist()
             if len(added_ids):
-                with atomic_file(self.folder / PENDING) as handle:
-                    json.dump({"generation": generation, "first": int(added_ids[0]),
-                               "end": int(added_ids[-1]) + 1}, handle)
+                write_pending(self.folder, generation, int(added_ids[0]),
+                              int(added_ids[-1]) + 1)
                 self._store.upsert(added_ids, data.vectors, _payloads(data))
 
         def update_faiss() -> None:

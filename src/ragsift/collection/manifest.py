@@ -122,6 +122,24 @@ def write_deleted(folder: Path, entry_name: str, generation: int, rows: np.ndarr
     return name
 
 
+def write_pending(folder: Path, generation: int, first: int, end: int) -> None:
+    """Record, before a database store is written, that chunk ids ``first:end`` belong to the
+    add that commits ``generation`` (the next writer removes them if that commit never
+    happened)."""
+    with atomic_file(folder / PENDING) as handle:
+        json.dump({"generation": generation, "first": first, "end": end}, handle)
+
+
+def uncommitted_ids(folder: Path, generation: int) -> range:
+    """Chunk ids a database store may hold from an add that never committed, given the
+    committed ``generation`` (empty when there is none)."""
+    path = folder / PENDING
+    if not path.is_file():
+        return range(0)
+    body = json.loads(path.read_text(encoding="utf-8"))
+    return range(body["first"], body["end"]) if body["generation"] > generation else range(0)
+
+
 @contextlib.contextmanager
 def writer_lock(folder: Path) -> Iterator[None]:
     """Hold the collection's writer lock (one writer at a time, across processes)."""
@@ -154,4 +172,5 @@ def collect_garbage(folder: Path, keep: list[Manifest]) -> None:
 
 
 __all__ = ["FORMAT", "MANIFEST", "Manifest", "PENDING", "PREVIOUS", "SEGMENTS", "SegmentEntry",
-           "collect_garbage", "read_deleted", "write_deleted", "writer_lock"]
+           "collect_garbage", "read_deleted", "uncommitted_ids", "write_deleted",
+           "write_pending", "writer_lock"]
