@@ -16,7 +16,7 @@ import numpy as np
 from ragsift.collection.lexical import BM25Params, LexicalIndex
 from ragsift.collection.manifest import SEGMENTS, Manifest, read_deleted
 from ragsift.collection.segment import Segment
-from ragsift.retrieve.filters import Column, Filter
+from ragsift.retrieve.filters import Filter
 from ragsift.types import Document
 
 
@@ -132,14 +132,6 @@ class Snapshot:
             return self.live
         masks = [filter.mask(segment.column, segment.num_rows) for segment in self.segments]
         return self.live & (np.concatenate(masks) if masks else np.zeros(0, dtype=bool))
-
-    def column(self, name: str) -> Column:
-        """Metadata field ``name`` over all global rows (for tests and tools)."""
-        values: list = []
-        for segment in self.segments:
-            per_doc = [m.get(name) for m in segment.metadata]
-            values += [per_doc[r] for r in segment.chunks.doc_of_row]
-        return Column(values)
 
     def lexical(self, params: BM25Params) -> LexicalIndex:
         """BM25 over this commit's live chunks."""
