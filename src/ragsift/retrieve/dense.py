@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from ragsift.models.bi_encoder import BiEncoder
 from ragsift.retrieve.base import Retriever, refuse_other_model
 from ragsift.retrieve.embedding_cache import EmbeddingCache, default_cache_dir
-from ragsift.retrieve.vector_store import FaissStore, IndexKind, VectorStore
+from ragsift.retrieve.vector_store import FaissStore, IndexKind, VectorStore, store_class
 from ragsift.types import Corpus, Queries, Run
 
 logger = logging.getLogger(__name__)
@@ -166,19 +166,7 @@ class DenseRetriever(Retriever):
             if retriever.store.index_kind == "hnsw":
                 retriever.store.index.hnsw.efSearch = config["ef_search"]
         else:
-            retriever.store = _store_class(kind).load(folder / "store")
+            retriever.store = store_class(kind).load(folder / "store")
         retriever.doc_ids = json.loads((folder / "doc_ids.json").read_text())
         return retriever
 
-
-def _store_class(kind: str) -> Any:
-    """The class of a saved database store (``qdrant`` or ``milvus``)."""
-    if kind == "qdrant":
-        from ragsift.retrieve.qdrant_store import QdrantStore
-
-        return QdrantStore
-    if kind == "milvus":
-        from ragsift.retrieve.milvus_store import MilvusStore
-
-        return MilvusStore
-    raise ValueError(f"unknown vector store kind {kind!r} in the index manifest")

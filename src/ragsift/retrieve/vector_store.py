@@ -233,24 +233,33 @@ def _selector(allowed: np.ndarray, size: int) -> tuple[Any, np.ndarray | None]:
     return faiss.IDSelectorBitmap(top, faiss.swig_ptr(packed)), packed
 
 
+STORES = {"faiss": "ragsift.retrieve.vector_store:FaissStore",
+          "milvus": "ragsift.retrieve.milvus_store:MilvusStore",
+          "qdrant": "ragsift.retrieve.qdrant_store:QdrantStore"}
+"""Store kind -> its class (imported when asked for: the database clients are optional)."""
+
+
+def store_class(kind: str) -> type[VectorStore]:
+    """The class of the store ``kind`` (a key of :data:`STORES`)."""
+    import importlib
+
+    if kind not in STORES:
+        raise ValueError(f"unknown vector store {kind!r}; use one of {sorted(STORES)}")
+    module, _, name = STORES[kind].partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
 def open_store(spec: str, dim: int, **options: Any) -> VectorStore:
     """A store from ``faiss``, ``milvus:URI`` or ``qdrant:URI`` (see the module doc).
 
     ``options`` go to the store's constructor (``collection``, ``api_key``, ...).
     """
-    name, _, uri = spec.partition(":")
-    if name == "faiss" and not uri:
-        return FaissStore(dim, **options)
-    if name == "milvus" and uri:
-        from ragsift.retrieve.milvus_store import MilvusStore
-
-        return MilvusStore(dim, uri, **options)
-    if name == "qdrant" and uri:
-        from ragsift.retrieve.qdrant_store import QdrantStore
-
-        return QdrantStore(dim, uri, **options)
-    raise ValueError(f"unknown vector store {spec!r}; use faiss, milvus:URI or qdrant:URI")
+    kind, _, uri = spec.partition(":")
+    if kind not in STORES or bool(uri) == (kind == "faiss"):
+        raise ValueError(f"unknown vector store {spec!r}; use faiss, milvus:URI or qdrant:URI")
+    cls = store_class(kind)
+    return cls(dim, uri, **options) if uri else cls(dim, **options)
 
 
 __all__ = ["FaissStore", "IndexKind", "VectorStore", "check_ids", "check_vectors",
-           "empty_result", "open_store"]
+           "empty_result", "open_store", "store_class"]
