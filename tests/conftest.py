@@ -156,3 +156,36 @@ def tiny_llm(tmp_path_factory, minilm_dir):
     LlamaForCausalLM(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def gguf() -> Path:
+    """The packaged SmolLM2-135M GGUF (skips when llama-cpp-python or the model is missing)."""
+    pytest.importorskip("llama_cpp")
+    from ragsift.errors import ModelNotFoundError
+    from ragsift.models.hub import PACKAGED_MODELS, packaged_model_dir
+
+    try:
+        folder = packaged_model_dir("smollm2-135m")
+    except ModelNotFoundError as exc:
+        pytest.skip(str(exc))
+    return folder / PACKAGED_MODELS["smollm2-135m"].gguf_file
+
+
+def build_tiny_mlm(folder: Path, tokenizer_dir: Path, seed: int) -> Path:
+    """A 2-layer, 32-wide BertForMaskedLM (a SPLADE encoder) with random weights, the given
+    tokenizer, and an output bias drawn from N(0, 1): many positive logits, so dense sparse
+    vectors and demanding comparisons."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
+
+    torch.manual_seed(seed)
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
+    model = BertForMaskedLM(config)
+    with torch.no_grad():
+        model.cls.predictions.bias.normal_(0.0, 1.0)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

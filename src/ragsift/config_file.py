@@ -9,6 +9,11 @@ is read strictly: UTF-8 only, no duplicate keys, and no anchors or aliases (``&a
 which would let a few hundred bytes expand into gigabytes. Every error names the file, the line
 and the key.
 
+``Optional[X]`` (``X | None``) fields mean "not set" by ``None``: a YAML ``null``, or the key
+left out when ``None`` is the default; on the command line ``null``, ``none`` (any case) or
+nothing (``--set distill=``) sets them to ``None``. Each field may carry its help text in its
+metadata (:func:`setting`), which :func:`fields_help` lists for ``--help`` and the docs.
+
 Strings from the command line (``--set key=value``) are parsed into the field's type
 (``"3e-5"`` -> float, ``"a,b"`` -> list, ``"true"`` -> bool) and checked the same way.
 """
@@ -34,6 +39,61 @@ INT_MIN, INT_MAX = -(2**31), 2**31 - 1
 _INT_TEXT = re.compile(r"[+-]?[0-9]{1,18}")
 _FLOAT_TEXT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]{1,3})?")
 _BOOL_TEXT = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+_NONE_TEXT = {"", "none", "null"}
+HELP = "help"  # the metadata key of a field's help text
+
+
+def setting(default: Any = dataclasses.MISSING, help: str = "", *,
+            default_factory: Any = dataclasses.MISSING) -> Any:
+    """A dataclass field with its ``help`` text in the metadata (read by :func:`fields_help`).
+
+    Example:
+        >>> @dataclass
+        ... class Demo:
+        ...     steps: int | None = setting(None, "optimizer steps (None: one epoch)")
+        >>> fields_help(Demo)
+        [('steps', 'int | None', 'null', 'optimizer steps (None: one epoch)')]
+    """
+    return dataclasses.field(default=default, default_factory=default_factory,
+                             metadata={HELP: help})
+
+
+def fields_help(cls: type) -> list[tuple[str, str, str, str]]:
+    """``(key, type, default, help)`` of every field of the dataclass ``cls``; a field that a
+    subclass redeclares (a new default) keeps the help of the class that documented it."""
+    hints = get_type_hints(cls)
+    rows = []
+    for item in dataclasses.fields(cls):
+        text = next((f.metadata[HELP] for base in cls.__mro__
+                     if dataclasses.is_dataclass(base)
+                     for f in dataclasses.fields(base)
+                     if f.name == item.name and f.metadata.get(HELP)), "")
+        if item.default is not dataclasses.MISSING:
+            default = _yaml_text(item.default)
+        elif item.default_factory is not dataclasses.MISSING:
+            default = _yaml_text(item.default_factory())
+        else:
+            default = "required"
+        rows.append((item.name, _type_name(hints[item.name]), default, text))
+    return rows
+
+
+def _yaml_text(value: Any) -> str:
+    """``value`` as YAML writes it on one line (``null``, ``true``, ``'text'``, ``[1, 2]``)."""
+    return yaml.safe_dump(value, default_flow_style=True, width=10**6).strip().removesuffix(
+        "\n...").strip()
+
+
+def _type_name(hint: Any) -> str:
+    """``int``, ``float | None``, ``list[int]``, ``'kl' | 'margin-mse' | None`` ..."""
+    origin = get_origin(hint)
+    if origin is Literal:
+        return " | ".join(repr(choice) for choice in get_args(hint))
+    if origin in (Union, types.UnionType):
+        return " | ".join(_type_name(member) for member in get_args(hint))
+    if origin is list:
+        return f"list[{_type_name(get_args(hint)[0])}]"
+    return "None" if hint is type(None) else getattr(hint, "__name__", str(hint))
 
 
 @dataclass(frozen=True)
@@ -156,6 +216,45 @@ def read_yaml(path: str | Path) -> Any:
     return _construct(node, path, node.start_mark.line + 1, None)
 
 
+def read_yaml_located(path: str | Path) -> tuple[Any, dict[str, int]]:
+    """:func:`read_yaml`'s value and the 1-based line of every mapping key in it, by dotted
+    path (``{"limits": 3, "limits.max_wait_ms": 4}``), so a validator of nested sections can
+    name the line of the key it refuses (:func:`locate`)."""
+    path = Path(path)
+    node = _compose(path)
+    if node is None:
+        return None, {}
+    lines: dict[str, int] = {}
+    _key_lines(node, "", lines)
+    return _construct(node, path, node.start_mark.line + 1, None), lines
+
+
+def _key_lines(node: yaml.Node, prefix: str, lines: dict[str, int]) -> None:
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            if isinstance(key_node, yaml.ScalarNode):
+                name = prefix + str(key_node.value)
+                lines[name] = key_node.start_mark.line + 1
+                _key_lines(value_node, name + ".", lines)
+
+
+def locate(error: DataFormatError, path: str | Path, lines: Mapping[str, int]
+           ) -> DataFormatError:
+    """``error`` with ``path`` and the line of its field (or of the nearest enclosing key that
+    has one) from :func:`read_yaml_located`'s ``lines``.
+
+    Example:
+        >>> str(locate(DataFormatError("<config>", None, "limits.x", "bad"), "s.yaml",
+        ...            {"limits": 3}))
+        's.yaml, line 3, field "limits.x": bad'
+    """
+    field = error.field or ""
+    parts = field.split(".")
+    line = next((lines[key] for key in (".".join(parts[:n]) for n in range(len(parts), 0, -1))
+                 if key in lines), error.line)
+    return DataFormatError(path, line, error.field, error.message)
+
+
 def _compose(path: Path) -> yaml.Node | None:
     """The node tree of the YAML file at ``path``, read with :class:`StrictLoader`."""
     text = read_text(path)
@@ -234,7 +333,8 @@ class _Checker:
         raise _Bad(key, value, f"must be one of {list(choices)}")
 
     def _union(self, value: Any, members: tuple, key: str) -> Any:
-        if value is None and type(None) in members:
+        if type(None) in members and (value is None or (
+                self.from_text and isinstance(value, str) and value.strip().lower() in _NONE_TEXT)):
             return None
         problems = []
         for member in members:

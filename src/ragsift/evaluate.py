@@ -16,6 +16,21 @@ relevant documents):
 Averages are over every query in the qrels: a judged query missing from the run scores 0 on every
 metric (trec_eval's ``-c``), so a retriever cannot gain by skipping hard queries. Like BEIR,
 documents whose id equals the query id are dropped from the run by default.
+
+Reranking evaluation as MTEB's reranking tasks define it (:func:`evaluate_reranking`): each
+query comes with its own candidate list of positives and negatives (:class:`RerankingSample`);
+the model scores every candidate and the list is judged alone (no qrels, no corpus):
+
+- ``map``: mean over queries of the average precision of the list,
+  ``AP = sum_n (R_n - R_{n-1}) P_n`` over the distinct scores in decreasing order, with ``R_n``
+  and ``P_n`` the recall and precision of the candidates scoring at least the n-th distinct
+  score (scikit-learn's ``average_precision_score``, which MTEB's ``RerankingEvaluator`` calls;
+  without ties it is trec_eval's AP with ``R`` = the number of positives);
+- ``mrr@10``: mean of ``1 / rank`` of the first positive within the top 10 (0 if none); tied
+  scores rank negatives first (MTEB leaves ties to ``torch.argsort``: a model that scores
+  everything alike must not look perfect).
+
+As in MTEB, a query without a positive or without a negative is skipped (and counted).
 """
 
 from __future__ import annotations
@@ -23,8 +38,9 @@ from __future__ import annotations
 import math
 import numbers
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytrec_eval
@@ -220,3 +236,117 @@ def results_table(names: Sequence[str], evaluations: Sequence[Evaluation]) -> st
     metrics = list(evaluations[0].mean) if evaluations else []
     rows = [[name, *[e.mean[m] for m in metrics]] for name, e in zip(names, evaluations)]
     return markdown_table(["run", *metrics], rows)
+
+
+@dataclass(frozen=True)
+class RerankingSample:
+    """One query of a reranking task and its candidate list (MTEB's ``query``, ``positive``,
+    ``negative`` fields)."""
+
+    query: str
+    positive: list[str]
+    negative: list[str]
+
+
+def read_reranking_samples(path: str | Path) -> Iterator[RerankingSample]:
+    """Samples from a jsonl file of ``{"query": str, "positive": [str], "negative": [str]}``
+    rows; :class:`DataFormatError` names the file, line and field of a bad row."""
+    from ragsift.data.jsonl import field_list, field_str, read_jsonl
+    from ragsift.errors import DataFormatError
+
+    for line, row in read_jsonl(path):
+        lists = []
+        for name in ("positive", "negative"):
+            texts = field_list(row, name, path, line, str)
+            if texts is None:
+                raise DataFormatError(path, line, name, "missing field (a list of texts)")
+            lists.append(texts)
+        yield RerankingSample(field_str(row, "query", path, line), *lists)
+
+
+def average_precision(relevant: Sequence[bool], scores: Sequence[float]) -> float:
+    """AP of one candidate list with tied scores grouped: ``sum_n (R_n - R_{n-1}) P_n`` over
+    the distinct scores ``t_1 > t_2 > ...``, where ``R_n`` and ``P_n`` are the recall and
+    precision of the set ``{i : score_i >= t_n}`` (0 when nothing is relevant).
+
+    Example:
+        >>> average_precision([False, True, True], [0.9, 0.8, 0.1])  # (1/2 + 2/3) / 2
+        0.5833333333333333
+    """
+    labels = np.asarray(relevant, dtype=bool)
+    values = np.asarray(scores, dtype=float)
+    total = int(labels.sum())
+    if not total:
+        return 0.0
+    ap = 0.0
+    hits = kept = 0
+    for threshold in np.unique(values)[::-1]:
+        tied = values == threshold
+        kept += int(tied.sum())
+        new_hits = int(labels[tied].sum())
+        hits += new_hits
+        ap += new_hits / total * (hits / kept)
+    return ap
+
+
+def reciprocal_rank(relevant: Sequence[bool], scores: Sequence[float], k: int = 10) -> float:
+    """``1 / rank`` of the first relevant candidate within the top ``k`` when sorted by score
+    (ties: irrelevant candidates first), 0 when none is there.
+
+    Example:
+        >>> reciprocal_rank([False, True, False], [0.9, 0.5, 0.5])  # the tie ranks it third
+        0.3333333333333333
+    """
+    labels = np.asarray(relevant, dtype=bool)
+    order = np.lexsort((labels, -np.asarray(scores, dtype=float)))  # score desc, then False
+    hits = np.flatnonzero(labels[order][:k])
+    return 1.0 / (int(hits[0]) + 1) if len(hits) else 0.0
+
+
+def evaluate_reranking(samples: Sequence[RerankingSample],
+                       score: Callable[[list[tuple[str, str]]], Sequence[float]],
+                       mrr_k: int = 10) -> Evaluation:
+    """MTEB-style reranking evaluation (see the module docstring): ``score`` gets each query's
+    ``(query, candidate)`` pairs (positives, then negatives) and returns their scores.
+
+    Per-query values are keyed by the sample's position (``"0"``, ``"1"``, ...);
+    ``missing_queries`` counts the samples skipped for lacking positives or negatives.
+
+    Example:
+        >>> sample = RerankingSample("q", ["good"], ["bad", "worse"])
+        >>> scores = {"good": 0.5, "bad": 0.9, "worse": 0.1}
+        >>> evaluate_reranking([sample], lambda pairs: [scores[d] for _, d in pairs]).mean
+        {'map': 0.5, 'mrr@10': 0.5}
+    """
+    per_query: dict[str, dict[str, float]] = {"map": {}, f"mrr@{mrr_k}": {}}
+    skipped = 0
+    for index, sample in enumerate(samples):
+        if not sample.positive or not sample.negative:
+            skipped += 1
+            continue
+        candidates = sample.positive + sample.negative
+        values = np.asarray(score([(sample.query, c) for c in candidates]), dtype=float)
+        if values.shape != (len(candidates),) or not np.isfinite(values).all():
+            raise ValueError(f"sample {index}: expected {len(candidates)} finite scores")
+        relevant = [True] * len(sample.positive) + [False] * len(sample.negative)
+        per_query["map"][str(index)] = average_precision(relevant, values)
+        per_query[f"mrr@{mrr_k}"][str(index)] = reciprocal_rank(relevant, values, mrr_k)
+    mean = {name: float(np.mean(list(v.values()))) if v else 0.0
+            for name, v in per_query.items()}
+    return Evaluation(per_query, mean, len(per_query["map"]), skipped)
+
+
+def samples_from_run(queries: dict[str, str], texts: dict[str, str], qrels: Qrels, run: Run,
+                     k: int) -> list[RerankingSample]:
+    """Reranking samples from a first-stage run: for each judged query of ``run``, its top
+    ``k`` candidates, the ones judged relevant (``qrels`` > 0) as positives and the rest as
+    negatives; ``texts`` maps document ids to their text (sorted query ids, so the samples'
+    positions are stable)."""
+    samples = []
+    for qid in sorted(set(run) & set(qrels) & set(queries)):
+        top = sorted(run[qid].items(), key=lambda item: (-item[1], item[0]))[:k]
+        relevant = [doc for doc, _ in top if qrels[qid].get(doc, 0) > 0]
+        others = [doc for doc, _ in top if qrels[qid].get(doc, 0) <= 0]
+        samples.append(RerankingSample(queries[qid], [texts[d] for d in relevant],
+                                       [texts[d] for d in others]))
+    return samples

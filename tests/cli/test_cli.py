@@ -310,3 +310,14 @@ def test_usage_errors_exit_2_with_one_line(capsys, argv):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"ragsift {argv[0]}: error:") and "\n" not in err
+
+
+def test_retriever_settings_that_cannot_work_are_usage_errors(tiny_beir, tmp_path, capsys,
+                                                              tiny_model_dir):
+    search = ["search", "--data", str(tiny_beir), "--out", str(tmp_path / "x.trec")]
+    assert main([*search, "--retriever", "hybrid:bm25+bm25:atire", "--weights", "1,2,3"]) == 2
+    assert "3 fusion weights for 2 retrievers" in one_error_line(capsys, "search")
+    # tiny_model_dir's vectors have 32 dimensions
+    assert main([*search, "--retriever", f"dense:{tiny_model_dir}", "--truncate-dim", "33"]) == 2
+    assert "must be in 1..32 for this model, got 33" in one_error_line(capsys, "search")
+    assert not (tmp_path / "x.trec").exists()

@@ -1,42 +1,27 @@
 """Generator backends: llama.cpp in process against ``llama_cpp.Llama`` itself, the
-OpenAI-compatible backend against llama-cpp-python's own server on 127.0.0.1, and the errors
-of an unreachable or silent server."""
+OpenAI-compatible backend against llama-cpp-python's own server on 127.0.0.1 (same greedy
+answers, few-shot prompts and stop sequences included), and the errors of an unreachable or
+silent server and of a model name the server does not have."""
 
 from __future__ import annotations
 
 import os
 import socket
-import subprocess
-import sys
 import time
-import urllib.request
-from pathlib import Path
+from dataclasses import replace
 
 import pytest
 
 from ragsift.errors import RagsiftError
 from ragsift.rag.generator import Generator, load_generator
 from ragsift.rag.pipeline import Pipeline, RagConfig
+from tests.llama_server import free_port, llama_server
 
 NEW_TOKENS = 12
 QUESTIONS = ["Where is the Eiffel Tower?", "Who wrote Hamlet?", "What do bees make?"]
 CONTEXTS = [["Eiffel Tower: The tower is in Paris, France."],
             ["Hamlet: a tragedy written by William Shakespeare around 1600."], []]
 MESSAGES = ["Name the capital of Italy.", "Write one sentence about cats."]
-
-
-@pytest.fixture(scope="module")
-def gguf() -> Path:
-    """The packaged SmolLM2-135M GGUF (skips when llama-cpp-python or the model is missing)."""
-    pytest.importorskip("llama_cpp")
-    from ragsift.errors import ModelNotFoundError
-    from ragsift.models.hub import PACKAGED_MODELS, packaged_model_dir
-
-    try:
-        folder = packaged_model_dir("smollm2-135m")
-    except ModelNotFoundError as exc:
-        pytest.skip(str(exc))
-    return folder / PACKAGED_MODELS["smollm2-135m"].gguf_file
 
 
 @pytest.fixture(scope="module")
@@ -49,42 +34,13 @@ def local(gguf):
     return generator
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(gguf, local, tmp_path_factory):
     """``python -m llama_cpp.server`` on a free loopback port; yields its ``/v1`` URL."""
-    pytest.importorskip("openai")
-    pytest.importorskip("sse_starlette")  # llama-cpp-python[server]
-    port = free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"
-    with log.open("wb") as handle:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host",
-             "127.0.0.1", "--port", str(port), "--n_ctx", str(local.llm.n_ctx()),
-             "--n_threads", str(os.cpu_count() or 1)],
-            stdout=handle, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"llama_cpp.server exited: {log.read_text()[-2000:]}")
-            try:
-                urllib.request.urlopen(f"{url}/models", timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail("llama_cpp.server did not answer within 60 s")
-                time.sleep(0.2)
+    with llama_server(gguf, "smollm2", log, n_ctx=local.llm.n_ctx(),
+                      threads=os.cpu_count() or 1, timeout=60) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def test_llama_cpp_is_greedy_and_equals_llama_cpp_itself(local, gguf):
@@ -100,6 +56,15 @@ def test_llama_cpp_is_greedy_and_equals_llama_cpp_itself(local, gguf):
             [{"role": "user", "content": message}], temperature=0.0, repeat_penalty=1.0,
             max_tokens=NEW_TOKENS)
         assert text == reply["choices"][0]["message"]["content"] != ""
+    # few-shot turns and a stop sequence: the chat template and stop of llama.cpp's own chat
+    chat = [{"role": "user", "content": "Name a colour."}, {"role": "assistant", "content": "red"},
+            {"role": "user", "content": "List three fruits, one per line."}]
+    reply = direct.create_chat_completion(chat, temperature=0.0, repeat_penalty=1.0,
+                                          max_tokens=NEW_TOKENS, stop=["\n"])
+    full = local.complete([local.encode_chat(chat)])[0]
+    assert local.complete([local.encode_chat(chat)], stop=["\n"]) == \
+        [reply["choices"][0]["message"]["content"]] == [full.split("\n")[0]]
+    assert "\n" in full  # the stop sequence did end the text early
     expansion = local.expand(QUESTIONS[:1], "gar", max_new_tokens=8)
     assert expansion == [local.complete([local.encode(
         f"Answer the question in a few words, then give the title of a page about it.\n"
@@ -130,21 +95,41 @@ def test_backend_choice_and_errors(local, tiny_llm):
 
 
 def test_openai_server_answers_equal_llama_cpp_in_process(server, local):
-    remote = load_generator("openai:smollm2", base_url=server, api_key_env="RAGSIFT_NO_KEY",
-                            max_new_tokens=NEW_TOKENS, batch_size=2,
-                            # the server's default repeat_penalty is 1.1; greedy needs 1.0
-                            extra_body={"repeat_penalty": 1.0})
+    # the server's default repeat_penalty is 1.1; greedy parity needs 1.0 (server_options)
+    config = RagConfig(generator="openai:smollm2", base_url=server, api_key_env="RAGSIFT_NO_KEY",
+                       max_new_tokens=NEW_TOKENS, batch_size=2,
+                       server_options=["repeat_penalty=1.0", "seed=0"])
+    remote = Pipeline(config).generator()
+    assert remote.extra_body == {"repeat_penalty": 1.0, "seed": 0}
+    # the default prompt: few-shot turns, stop at a newline, short answers
     assert remote.generate(QUESTIONS, CONTEXTS) == local.generate(QUESTIONS, CONTEXTS)
+    prompts = [remote.encode(m) for m in MESSAGES]
+    assert remote.complete(prompts) == local.complete([local.encode(m) for m in MESSAGES])
     assert remote.expand(QUESTIONS[:2], "hyde", 8) == local.expand(QUESTIONS[:2], "hyde", 8)
+    wrong = load_generator("openai:no-such-model", base_url=server,
+                           api_key_env="RAGSIFT_NO_KEY")
+    with pytest.raises(RagsiftError, match=rf"^{server}: the server has no model "
+                                           r"'no-such-model'; it serves 'smollm2'$"):
+        wrong.generate(["Q?"], [[]])
 
 
 def test_pipeline_builds_the_openai_generator_from_its_config():
     pytest.importorskip("openai")
     config = RagConfig(generator="openai:my-model", base_url="http://127.0.0.1:9/v1/",
-                       api_key_env="RAGSIFT_NO_KEY")
+                       api_key_env="RAGSIFT_NO_KEY", timeout=7.5, few_shot=[["A?", "a"]],
+                       prompt_template_no_context="Q: {question}",
+                       server_options=["repeat_penalty=1.0", "stop_hint=x"])
     generator = Pipeline(config).generator()
     assert (generator.model, generator.base_url) == ("my-model", "http://127.0.0.1:9/v1")
-    assert generator.prompt("Q?", []) == "Answer the question with a short answer.\nQuestion: Q?"
+    assert generator.client.timeout == 7.5
+    assert generator.extra_body == {"repeat_penalty": 1.0, "stop_hint": "x"}
+    assert generator.prompt("Q?", []) == "Q: A?\nAnswer: a\n\nQ: Q?\nAnswer:"  # plain text
+    chat = Pipeline(replace(config, use_chat_template=True)).generator()
+    assert chat.prompt("Q?", []) == [
+        {"role": "user", "content": "Q: A?"}, {"role": "assistant", "content": "a"},
+        {"role": "user", "content": "Q: Q?"}]
+    with pytest.raises(RagsiftError, match=r"server_options\[1\]: expected KEY=VALUE"):
+        RagConfig(server_options=["seed=1", "seed"])
 
 
 def test_openai_errors_name_the_server_and_model(monkeypatch):

@@ -175,21 +175,34 @@ def test_pipeline_stages_and_metrics(tiny_llm, tmp_path, selector, expected):
 def test_generator_answers_like_the_models_own_greedy_decoding(tiny_llm):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from ragsift.rag.generator import Generator, clean_answer
+    from ragsift.rag.generator import Generator
+    from ragsift.rag.prompts import PromptFormat
 
     model = AutoModelForCausalLM.from_pretrained(tiny_llm)
-    generator = Generator(model, AutoTokenizer.from_pretrained(tiny_llm), max_new_tokens=5,
-                          batch_size=2)
+    # "e" stops a random model's text early; "first-line" keeps the stop's effect visible
+    fmt = PromptFormat(few_shot=(("Who?", "Ann", "Ann wrote it."),), stop=("e",),
+                       answer_extraction="first-line")
+    generator = Generator(model, AutoTokenizer.from_pretrained(tiny_llm), max_new_tokens=8,
+                          batch_size=2, prompt_format=fmt)
     questions = ["Where is the tower?", "Which fruit is yellow and long?", "Why?"]
     contexts = [["The tower is in Paris."], [], ["a", "b"]]
     batched = generator.generate(questions, contexts)
+    alone_texts = []
     for question, context, answer in zip(questions, contexts, batched):
         ids = torch.tensor([generator.prompt(question, context)])
         alone = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
-                               do_sample=False, max_new_tokens=5,
+                               do_sample=False, max_new_tokens=8,
                                pad_token_id=generator.tokenizer.pad_token_id)
         text = generator.tokenizer.decode(alone[0, ids.shape[1]:], skip_special_tokens=True)
-        assert answer == clean_answer(text)
+        alone_texts.append(text)
+        before_stop = text.split("e", 1)[0]
+        assert answer == before_stop.strip().split("\n")[0].strip()
+    assert any("e" in t for t in alone_texts)  # the stop string did cut something
+    # a model without a chat template reads the few-shot turns as plain text
+    plain = Generator(model, generator.tokenizer, prompt_format=replace(
+        fmt, prompt_template="{passages}|{question}"))
+    assert plain.prompt("Why?", ["a"]) == generator.tokenizer(
+        "[1] Ann wrote it.|Who?\nAnswer: Ann\n\n[1] a|Why?\nAnswer:")["input_ids"]
 
 
 def test_query_expansion_feeds_bm25_and_dense_retrieval(tiny_llm, tmp_path, minilm_dir):
@@ -245,8 +258,9 @@ def test_generation_resumes_from_the_answers_already_written(tiny_llm, tmp_path)
 
     def spied(config):
         pipeline = Pipeline(config)
-        answer = pipeline.generator().answer
-        pipeline.generator().answer = lambda prompts: generated.extend(prompts) or answer(prompts)
+        complete = pipeline.generator().complete
+        pipeline.generator().complete = \
+            lambda prompts, **kw: generated.extend(prompts) or complete(prompts, **kw)
         return pipeline
 
     pipeline = spied(config)
@@ -257,16 +271,63 @@ def test_generation_resumes_from_the_answers_already_written(tiny_llm, tmp_path)
     pipeline.run(examples[:1], out)
     assert generated == [generator.prompt(examples[0].question, top1[0])]
     with (out / ANSWERS).open("a") as handle:  # a line cut by a crash
-        handle.write('{"key": "abc", "ans')
+        handle.write('{"key": "abc", "te')
     pipeline.run(examples, out)  # one more question: only its answer is generated
     assert generated == [generator.prompt(e.question, c) for e, c in zip(examples, top1)]
     assert (out / "predictions.jsonl").read_text() == expected
     spied(config).run(examples, out)  # everything known (a new process): nothing generated
     assert len(generated) == 2
-    spied(replace(config, max_new_tokens=3)).run(examples, out)  # another setting: no reuse
-    assert len(generated) == 4
-    spied(replace(config, max_passage_tokens=2)).run(examples, out)  # other prompts: no reuse
-    assert len(generated) == 6
+    spied(replace(config, answer_extraction="first-line")).run(examples, out)  # cached text
+    assert len(generated) == 2
+    for changed in ({"max_new_tokens": 3}, {"max_passage_tokens": 2}, {"stop": ["."]},
+                    {"few_shot": []}):  # another setting or other prompts: no reuse
+        before = len(generated)
+        spied(replace(config, **changed)).run(examples, out)
+        assert len(generated) == before + 2, changed
+    lines = (out / ANSWERS).read_text().splitlines()
+    assert lines[1] == '{"key": "abc", "te'  # the cut line, ended by the next write
+    assert sorted(json.loads(lines[2])) == ["key", "text"]
+
+
+def test_a_killed_rag_run_resumes_without_redoing_answers(tiny_llm, tmp_path):
+    """``ragsift rag`` killed (SIGKILL) once its first answers are on disk: the rerun generates
+    only the rest, and its predictions equal those of an uninterrupted run."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from ragsift.rag.pipeline import ANSWERS
+
+    rows = [dict(ROW, id=f"q{i}", question=f"Question {i}: where is the Eiffel Tower?")
+            for i in range(12)]
+    questions = tmp_path / "qa.jsonl"
+    questions.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    def command(out):
+        return [sys.executable, "-m", "ragsift.cli.main", "rag", "--questions", str(questions),
+                "--out", str(out), "--set", f"generator={tiny_llm}", "--set", "batch_size=1",
+                "--set", "max_new_tokens=24", "--set", "stop=never-generated"]
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    subprocess.run(command(tmp_path / "whole"), check=True, env=env, capture_output=True)
+    out = tmp_path / "killed"
+    process = subprocess.Popen(command(out), env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    cache = out / ANSWERS
+    while process.poll() is None and not (cache.is_file() and cache.read_text().count("\n")):
+        time.sleep(0.005)
+    process.send_signal(signal.SIGKILL)  # after the first chunk of 4 answers, 8 to go
+    process.wait()
+    done = cache.read_text().count("\n")
+    assert 0 < done < len(rows), "the run finished before it could be killed"
+    assert not (out / "predictions.jsonl").exists()
+    subprocess.run(command(out), check=True, env=env, capture_output=True)
+    keys = [json.loads(line)["key"] for line in cache.read_text().splitlines()]
+    assert len(keys) == len(set(keys)) == len(rows)  # nothing generated twice
+    assert (out / "predictions.jsonl").read_text() == \
+        (tmp_path / "whole" / "predictions.jsonl").read_text()
 
 
 def test_open_retrieval_over_a_collection(tiny_llm, tmp_path):

@@ -137,6 +137,15 @@ def test_spec_and_cli(colbert_dir, tiny_beir, tmp_path):
                  "--pool-factor", "2", "--token-k", "0", "--k", "3", "--out", str(out)]) == 0
     run = read_run(out)
     assert len(run) == 5 and all(len(hits) == 3 for hits in run.values())
+    exhaustive, plaid = tmp_path / "exhaustive.trec", tmp_path / "plaid.trec"
+    common = ["search", "--data", str(tiny_beir), "--retriever", f"colbert:{colbert_dir}",
+              "--k", "3", "--no-cache"]
+    assert main([*common, "--token-k", "0", "--colbert-engine", "flat", "--out",
+                 str(exhaustive)]) == 0
+    assert main([*common, "--colbert-engine", "plaid", "--nprobe", "64", "--ncandidates", "64",
+                 "--residual-bits", "0", "--out", str(plaid)]) == 0
+    assert {q: list(hits) for q, hits in read_run(plaid).items()} == \
+        {q: list(hits) for q, hits in read_run(exhaustive).items()}
     hybrid = tmp_path / "hybrid.trec"
     assert main(["search", "--data", str(tiny_beir), "--retriever",
                  f"hybrid:bm25+colbert:{colbert_dir}", "--k", "3", "--out", str(hybrid)]) == 0

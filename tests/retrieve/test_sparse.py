@@ -17,24 +17,12 @@ from ragsift.errors import IndexMismatchError, RagsiftError
 from ragsift.models.splade import SpladeEncoder
 from ragsift.retrieve import HybridRetriever, Retriever, SparseRetriever, parse_spec
 from ragsift.retrieve.spec import RetrieverSpec, build_retriever
+from tests.conftest import build_tiny_mlm
 
 
 @pytest.fixture(scope="module")
 def mlm_dir(tmp_path_factory: pytest.TempPathFactory, minilm_dir: Path) -> Path:
-    """A 2-layer, 32-wide BertForMaskedLM with random weights and MiniLM's tokenizer."""
-    from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
-
-    torch.manual_seed(0)
-    tokenizer = AutoTokenizer.from_pretrained(minilm_dir)
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
-    model = BertForMaskedLM(config)
-    with torch.no_grad():  # larger output bias: more positive logits, so denser weights
-        model.cls.predictions.bias.normal_(0.0, 1.0)
-    folder = tmp_path_factory.mktemp("splade") / "tiny-mlm"
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    return build_tiny_mlm(tmp_path_factory.mktemp("splade") / "tiny-mlm", minilm_dir, seed=0)
 
 
 @pytest.fixture(scope="module")

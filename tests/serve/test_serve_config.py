@@ -69,3 +69,19 @@ def test_serve_yaml_is_read_strictly(tmp_path, text, message):
     with pytest.raises(DataFormatError, match=message) as info:
         ServeConfig.from_yaml(config)
     assert str(config) in str(info.value)
+
+
+@pytest.mark.parametrize("text, line, field", [
+    ("rerankers:\n  r: m\nlimits:\n  max_documents: 5\n  max_wait_ms: -1\n", 5,
+     "limits.max_wait_ms"),
+    ("index:\n  path: idx\n  colour: red\n", 3, "index.colour"),
+    ("rerankers:\n  big:\n    model: m\n    options: {batch_size: .inf}\n", 4,
+     "rerankers.big.options.batch_size"),
+    ("embedders:\n  e: m\nindex:\n  path: idx\n  embedder: other\n", 5, "index.embedder"),
+])
+def test_serve_yaml_errors_name_the_line(tmp_path, text, line, field):
+    config = tmp_path / "serve.yaml"
+    config.write_text(text)
+    with pytest.raises(DataFormatError) as info:
+        ServeConfig.from_yaml(config)
+    assert (info.value.path, info.value.line, info.value.field) == (str(config), line, field)

@@ -73,8 +73,8 @@ def batches(url: str) -> int:
     """Micro-batches the reranker has run, read from /metrics."""
     text = httpx.get(url + "/metrics").text
     prefix = 'ragsift_batch_size_count{model="reranker:tiny"} '
-    return int(next(line for line in text.splitlines() if line.startswith(prefix))
-               .removeprefix(prefix))
+    return int(float(next(line for line in text.splitlines() if line.startswith(prefix))
+                     .removeprefix(prefix)))  # prometheus_client writes counts as floats
 
 
 def test_cohere_client_rerank(url, reranker):

@@ -54,11 +54,16 @@ def test_shipped_configs_parse():
     from pathlib import Path
 
     folder = Path(__file__).resolve().parents[2] / "configs"
-    files = sorted(folder.glob("*.yaml"))
-    assert files
-    for path in files:
-        tasks = ("llm-reranker", "vector-distill", "embedding", "reranker", "colbert")
-        task = next(t for t in tasks if path.name.startswith(t))
+    from ragsift.train.config import TASKS
+
+    # training configs are named after their task (longest name first: llm-reranker before
+    # reranker); others (rag-*.yaml) belong to other commands
+    tasks = sorted(TASKS, key=len, reverse=True)
+    files = [(path, next(t for t in tasks if path.name.startswith(f"{t}-")))
+             for path in sorted(folder.glob("*.yaml"))
+             if any(path.name.startswith(f"{t}-") for t in tasks)]
+    assert len(files) >= 12
+    for path, task in files:
         config = load_config(task, path)
         assert config.model and config.data and config.out
 
@@ -158,3 +163,61 @@ def test_a_field_range_can_exceed_32_bits():
     config = load_config("embedding", None, {"model": "m", "data": "d", "out": "o",
                                              "seed": 2**32 - 1})
     assert config.seed == 2**32 - 1
+
+
+def test_optional_keys_take_null_or_stay_unset(tmp_path):
+    path = tmp_path / "cfg.yaml"
+    path.write_text(BASE + "max_steps: null\ndistill: kl\n")
+    config = load_config("reranker", path)
+    assert config.max_steps is None and config.distill == "kl"
+    assert config.attention_dropout is None and config.layers is None  # absent: the default
+    # on the command line: null, none or nothing unsets; a value is checked as before
+    for text in ("null", "None", ""):
+        assert load_config("reranker", path, {"distill": text}).distill is None
+    assert load_config("reranker", path, {"max_steps": "12"}).max_steps == 12
+    # the old sentinels are now errors that name the key
+    for text, key in (("distill: ''\n", "distill"), ("max_steps: -1\n", "max_steps"),
+                      ("attention_dropout: -1\n", "attention_dropout")):
+        path.write_text(BASE + text)
+        with pytest.raises(DataFormatError) as info:
+            load_config("reranker", path)
+        assert (info.value.line, info.value.field) == (4, key)
+
+
+def test_every_key_of_every_task_has_help_and_the_cli_prints_it():
+    from dataclasses import fields
+
+    from ragsift.cli.train import keys_help
+    from ragsift.config_file import fields_help
+    from ragsift.train.config import TASKS
+
+    text = keys_help()
+    for name, entry in TASKS.items():
+        rows = fields_help(entry.config)
+        assert [row[0] for row in rows] == [f.name for f in fields(entry.config)]
+        for key, _, _, help_text in rows:
+            assert help_text, f"{name}.{key} has no help"
+            assert f"  {key} (" in text
+        assert f"  {name}: {entry.help}" in text
+
+
+def test_tables_drive_the_parser_and_the_builder(tiny_model_dir):
+    from typing import get_args, get_type_hints
+
+    from ragsift.errors import UsageError
+    from ragsift.train.config import TASKS, LLMRerankerConfig, RerankerConfig
+    from ragsift.train.registry import GROUP_LOSSES
+    from ragsift.train.task import TrainingTask
+    from ragsift.train.tasks import build_task
+
+    for cls in (RerankerConfig, LLMRerankerConfig):
+        assert get_args(get_type_hints(cls)["loss"]) == tuple(GROUP_LOSSES)
+    for entry in GROUP_LOSSES.values():
+        assert callable(entry.load())
+    for entry in TASKS.values():
+        assert issubclass(entry.load(), TrainingTask)
+    task = build_task("reranker", load_config("reranker", None, {
+        "model": str(tiny_model_dir), "data": "d", "out": "o", "loss": "lambdaloss"}))
+    assert task.label_loss is GROUP_LOSSES["lambdaloss"].load()
+    with pytest.raises(UsageError, match="unknown training task"):
+        build_task("sparse", task.config)

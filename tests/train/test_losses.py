@@ -175,3 +175,54 @@ def test_vector_distillation_losses_by_hand():
     got = relative_similarity_distillation(student, teacher, margin).item()
     assert got == pytest.approx(1 + margin, abs=1e-6)
     assert relative_similarity_distillation(teacher, teacher, 0.0).item() == 0.0
+
+
+def test_lambda_loss_by_hand():
+    from ragsift.train.losses import lambda_loss
+
+    # One group of three documents: scores s = (0.5, 2.0, 1.0), graded labels y = (2, 0, 1).
+    # Ranks by score: doc 1 (2.0) -> 1, doc 2 (1.0) -> 2, doc 0 (0.5) -> 3.
+    # Gains 2^y - 1 = (3, 0, 1); ideal order 3, 1, 0: maxDCG = 3 / log2(2) + 1 / log2(3).
+    max_dcg = 3 / math.log2(2) + 1 / math.log2(3)
+    gain = [3 / max_dcg, 0.0, 1 / max_dcg]
+
+    def inv(rank):  # 1 / D(rank)
+        return 1 / math.log2(1 + rank)
+
+    # Pairs with y_i > y_j: (0, 1) ranks 3 vs 1, (0, 2) ranks 3 vs 2, (2, 1) ranks 2 vs 1.
+    pairs = [(0, 1, 3, 1, 0.5 - 2.0), (0, 2, 3, 2, 0.5 - 1.0), (2, 1, 2, 1, 1.0 - 2.0)]
+    loss2 = loss2pp = 0.0
+    for i, j, rank_i, rank_j, margin in pairs:
+        gap = abs(rank_i - rank_j)
+        delta = abs(inv(gap) - inv(gap + 1))
+        rho = abs(inv(rank_i) - inv(rank_j))
+        term = abs(gain[i] - gain[j]) * math.log2(1 + math.exp(-margin))
+        loss2 += delta * term
+        loss2pp += (rho + 10 * delta) * term
+    scores = torch.tensor([[0.5, 2.0, 1.0]])
+    labels = torch.tensor([[2.0, 0.0, 1.0]])
+    assert lambda_loss(scores, labels, "ndcg2").item() == pytest.approx(loss2, rel=1e-6)
+    assert lambda_loss(scores, labels, "ndcg2++", mu=10).item() == pytest.approx(loss2pp,
+                                                                                  rel=1e-6)
+    # the mean over groups; a group without an ordered pair adds 0
+    two = lambda_loss(torch.cat([scores, scores]), torch.cat([labels, torch.zeros(1, 3)]),
+                      "ndcg2")
+    assert two.item() == pytest.approx(loss2 / 2, rel=1e-6)
+
+
+def test_lambda_loss_gradient_follows_the_labels():
+    from ragsift.train.losses import lambda_loss
+
+    def gradient(scores, labels):
+        scores = torch.tensor([scores], requires_grad=True)
+        lambda_loss(scores, torch.tensor([labels])).backward()
+        return scores.grad[0]
+
+    # the relevant document is pushed up and the other down; swapping labels flips the signs
+    for scores in ([0.3, -0.2, 0.1, 0.9], [1.0, 1.0, 1.0, 1.0]):
+        grad = gradient(scores, [1.0, 0.0, 0.0, 0.0])
+        swapped = gradient(scores, [0.0, 1.0, 0.0, 0.0])
+        assert grad[0] < 0 < grad[1] and swapped[1] < 0 < swapped[0]
+    # two documents with equal scores: swapping the labels negates the gradient exactly
+    torch.testing.assert_close(gradient([0.4, 0.4], [1.0, 0.0]),
+                               -gradient([0.4, 0.4], [0.0, 1.0]))

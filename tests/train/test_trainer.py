@@ -11,6 +11,7 @@ import pytest
 import torch
 from transformers import TrainerCallback
 
+from ragsift.errors import RagsiftError
 from ragsift.train.config import load_config
 from ragsift.train.trainer import REPORT_FILE, checkpoints_dir, train
 from tests.conftest import build_tiny_bert
@@ -53,7 +54,7 @@ def test_embedding_output_loads_in_sentence_transformers(tiny_model_dir, trainin
     np.testing.assert_allclose(ours, peer, atol=1e-5)
 
 
-@pytest.mark.parametrize("loss", ["listwise", "pointwise", "ranknet"])
+@pytest.mark.parametrize("loss", ["listwise", "pointwise", "ranknet", "lambdaloss"])
 def test_reranker_output_loads_as_a_cross_encoder(tiny_model_dir, training_jsonl, tmp_path,
                                                   loss):
     st = pytest.importorskip("sentence_transformers")
@@ -137,7 +138,7 @@ def test_a_cut_student_learns_the_hidden_states_of_the_model_it_was_cut_from(
                                 hidden_distill_weight=1.0))
 
 
-@pytest.mark.parametrize(("distill", "scale"), [("kl", 20.0), ("", 1.0)])
+@pytest.mark.parametrize(("distill", "scale"), [("kl", 20.0), (None, 1.0)])
 def test_a_kl_student_is_saved_with_its_temperature_folded_in(tiny_model_dir, training_jsonl,
                                                              tmp_path, distill, scale):
     from ragsift.rerank import Reranker
@@ -167,9 +168,9 @@ def test_attention_dropout_is_set_at_load_time(task, tiny_model_dir, training_js
         return {m.dropout.p for name, m in module.named_modules()
                 if name.endswith("attention.self")}
 
-    assert attention_dropouts(-1.0) == {0.1}  # the model's own
+    assert attention_dropouts(None) == {0.1}  # the model's own
     assert attention_dropouts(0.0) == {0.0}
-    with pytest.raises(ValueError, match="causal LMs keep their own"):
+    with pytest.raises(RagsiftError, match="causal LMs keep their own"):
         build_task("llm-reranker", load_config("llm-reranker", None, {
             "model": "x", "data": str(training_jsonl), "out": str(tmp_path),
             "attention_dropout": 0.0}))

@@ -12,39 +12,12 @@ from __future__ import annotations
 
 import argparse
 
-from ragsift.jobs.backends import BACKENDS, ShardBackend, make_backend
+from ragsift.cli import label, mine
+from ragsift.cli.options import add_backend_arguments, backend_from_args
 from ragsift.models.onnx import BACKENDS as ENCODER_BACKENDS
 
 
-def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--backend local|ray`` and the Ray options."""
-    group = parser.add_argument_group("where shards run")
-    group.add_argument("--backend", dest="job_backend", choices=BACKENDS, default="local",
-                       help="local: this process (default); ray: a pool of Ray actors")
-    group.add_argument("--workers", type=int, default=None,
-                       help="Ray actors (default: cluster CPUs / --cpus-per-worker)")
-    group.add_argument("--cpus-per-worker", type=float, default=1.0,
-                       help="CPUs each Ray actor reserves (default 1)")
-    group.add_argument("--ray-address", default=None,
-                       help="Ray cluster address, e.g. auto or ray://head:10001 (default: the "
-                            "running Ray session, else a local one)")
-    group.add_argument("--retries", type=int, default=2,
-                       help="restarts of a dead Ray worker before the job stops (default 2)")
-
-
-def backend_from_args(args: argparse.Namespace) -> ShardBackend:
-    """The shard backend the arguments ask for (``local`` when the command has no such
-    option, as in ``ragsift label``)."""
-    name = getattr(args, "job_backend", "local")
-    if name == "local":
-        return make_backend("local")
-    return make_backend(name, args.workers, args.ray_address, args.cpus_per_worker,
-                        args.retries)
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from ragsift.cli import label, mine
-
     parser = subparsers.add_parser(
         "job", help="batch jobs (encode, label, mine) locally or on Ray",
         description="Sharded, resumable batch jobs, run in this process or on a Ray cluster.")

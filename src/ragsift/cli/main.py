@@ -1,27 +1,67 @@
 """Entry point of the ``ragsift`` command.
 
 Each subcommand module exposes ``register(subparsers)``, which adds its parser and sets
-``func`` to a callable taking the parsed arguments and returning an exit code.
+``func`` to a callable taking the parsed arguments and returning an exit code. :data:`COMMANDS`
+lists them; only the module of the command being run is imported, so ``ragsift --help`` and
+light commands (``evaluate``, ``datasets validate``) start without torch or transformers.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 
 from ragsift import __version__
 from ragsift.errors import RagsiftError, UsageError
 
-_GROUPS = ("search", "index", "evaluate", "rerank", "train", "label", "mine", "synth", "gain_label",
-           "job", "rag", "serve", "demo", "datasets", "collection")
+
+class Command(NamedTuple):
+    """A subcommand: the module under ``ragsift.cli`` that registers it, and its one-line help
+    (the same text the module's ``register`` gives; tests/cli checks that they agree)."""
+
+    module: str
+    help: str
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser, with every subcommand registered."""
-    import importlib
+COMMANDS: dict[str, Command] = {
+    "search": Command("search", "retrieve for a BEIR split and write a TREC run file"),
+    "index": Command("index", "index a corpus and save the index"),
+    "evaluate": Command("evaluate", "score TREC runs against qrels (and compare them)"),
+    "evaluate-rerank": Command("evaluate_rerank", "MTEB-style reranking evaluation (MAP, "
+                               "MRR@10) of a reranker"),
+    "rerank": Command("rerank", "rerank the top k of a TREC run with a reranker model"),
+    "train": Command("train", "fine-tune a retrieval model on the HF Trainer"),
+    "label": Command("label", "label candidates with a teacher (training jsonl with scores)"),
+    "mine": Command("mine", "mine hard negatives (training jsonl ragsift train reads)"),
+    "synth": Command("synth", "generate synthetic queries for a corpus (training jsonl)"),
+    "gain-label": Command("gain_label",
+                          "GainRAG labels: how much each paragraph helps the generator"),
+    "job": Command("job", "batch jobs (encode, label, mine) locally or on Ray"),
+    "rag": Command("rag", "retrieve -> rerank -> select -> generate, with EM / F1"),
+    "serve": Command("serve", "serve rerankers, embedders and an index over HTTP"),
+    "demo": Command("demo", "BM25 + dense + hybrid end to end, with a metrics table"),
+    "datasets": Command("datasets", "download, list and validate BEIR datasets"),
+    "collection": Command("collection", "your own documents: create, add, delete, search, info"),
+}
 
+
+def build_parser(commands: Iterable[str] | None = None) -> argparse.ArgumentParser:
+    """The argument parser, listing every subcommand of :data:`COMMANDS` with its help.
+
+    Args:
+        commands: the subcommands whose modules are imported to register their full parsers
+            (default: all); the others are placeholders that only show their help line.
+
+    Example:
+        >>> parser = build_parser([])
+        >>> sorted(parser._subparsers._group_actions[0].choices)[:3]
+        ['collection', 'datasets', 'demo']
+    """
+    full = set(COMMANDS if commands is None else commands)
     parser = argparse.ArgumentParser(
         prog="ragsift",
         description="Retrieve, rerank, train, distill, evaluate and serve retrieval models.",
@@ -29,13 +69,29 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ragsift {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for group in _GROUPS:
-        importlib.import_module(f"ragsift.cli.{group}").register(subparsers)
+    for name, command in COMMANDS.items():
+        if name in full:
+            importlib.import_module(f"ragsift.cli.{command.module}").register(subparsers)
+        else:
+            subparsers.add_parser(name, help=command.help, add_help=False)
     return parser
 
 
+def command_in(argv: Sequence[str]) -> str | None:
+    """The subcommand ``argv`` runs: its first word that is not an option (the top-level options
+    take no value), or None.
+
+    Example:
+        >>> command_in(["-v", "evaluate", "--run", "r.trec"])
+        'evaluate'
+    """
+    return next((arg for arg in argv if not arg.startswith("-")), None)
+
+
 def configure_logging(verbose: bool) -> None:
-    """ragsift's own messages at INFO (DEBUG with -v); chatty dependencies at WARNING."""
+    """ragsift's own messages at INFO (DEBUG with -v); chatty dependencies at WARNING and no
+    Hugging Face progress bars (set through huggingface_hub, which transformers reads when it
+    is imported, so this imports no transformers)."""
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -43,9 +99,13 @@ def configure_logging(verbose: bool) -> None:
     if not verbose:
         for name in ("faiss", "faiss.loader", "bm25s", "httpx", "urllib3"):
             logging.getLogger(name).setLevel(logging.WARNING)
-        from transformers.utils import logging as hf_logging
+        from huggingface_hub.utils import disable_progress_bars
 
-        hf_logging.disable_progress_bar()
+        disable_progress_bars()
+        if "transformers" in sys.modules:  # imported already: it read the setting at import
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()
 
 
 EXIT_OK, EXIT_DATA, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -59,7 +119,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     interrupted. Every error is one line on stderr, ``ragsift COMMAND: error: ...``; only an
     unexpected internal exception prints its traceback, and only with ``-v``.
     """
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = command_in(argv)
+    parser = build_parser([command] if command in COMMANDS else [])
     args = parser.parse_args(argv)
     configure_logging(args.verbose)
     try:

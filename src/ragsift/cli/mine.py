@@ -9,8 +9,13 @@ from __future__ import annotations
 import argparse
 import logging
 
-from ragsift.cli.label import add_teacher_arguments, load_teacher
-from ragsift.cli.options import add_retriever_arguments, retriever_from_args
+from ragsift.cli.options import (
+    add_retriever_arguments,
+    add_teacher_arguments,
+    backend_from_args,
+    load_teacher,
+    retriever_from_args,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +59,6 @@ def add_arguments(parser: argparse.ArgumentParser, encoder_backend_flag: str = "
 
 
 def run(args: argparse.Namespace) -> int:
-    from ragsift.cli.job import backend_from_args
     from ragsift.data.beir import load_beir
     from ragsift.jobs.mine import FilterSettings, mine_negatives
 

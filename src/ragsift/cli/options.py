@@ -1,12 +1,23 @@
-"""Command-line options shared by the subcommands that build retrievers."""
+"""Command-line options shared by several subcommands: the retriever (search, index, mine, synth),
+the teacher (label, mine) and where sharded jobs run (job, label, mine)."""
 
 from __future__ import annotations
 
 import argparse
 
+from ragsift.cli.argtypes import positive_int
+from ragsift.jobs.backends import BACKENDS as JOB_BACKENDS
+from ragsift.jobs.backends import ShardBackend, make_backend
 from ragsift.models.onnx import BACKENDS
-from ragsift.retrieve import Retriever, build_retriever, parse_spec
+from ragsift.retrieve.base import Retriever
 from ragsift.retrieve.bm25 import METHODS
+from ragsift.retrieve.spec import (
+    KINDS,
+    RetrieverSpecError,
+    build_retriever,
+    parse_spec,
+    spec_forms,
+)
 
 
 def add_retriever_arguments(parser: argparse.ArgumentParser, required: bool = True,
@@ -17,9 +28,7 @@ def add_retriever_arguments(parser: argparse.ArgumentParser, required: bool = Tr
     group = parser.add_argument_group("retriever")
     group.add_argument(
         "--retriever", required=required, metavar="SPEC", type=_spec,
-        help="bm25 | bm25:METHOD | dense:MODEL | colbert:MODEL | splade:MODEL | "
-             "hybrid:SPEC+SPEC (e.g. hybrid:bm25+dense:minilm-l6). MODEL: a local folder, a "
-             "packaged name (minilm-l6, splade-tiny) or a hub id",
+        help=retriever_help(),
     )
     group.add_argument("--fusion", choices=("rrf", "convex"), default="rrf",
                        help="how hybrid runs are fused (default: rrf)")
@@ -53,11 +62,30 @@ def add_retriever_arguments(parser: argparse.ArgumentParser, required: bool = Tr
     group.add_argument("--token-k", type=int, default=64,
                        help="colbert: nearest document tokens per query token for candidates; "
                             "0 scores every document (exhaustive MaxSim) (default 64)")
+    group.add_argument("--colbert-engine", choices=("auto", "flat", "plaid"), default="auto",
+                       help="colbert: flat token index, PLAID (centroids + compressed "
+                            "residuals, exact MaxSim last), or auto: PLAID from 1,000 documents")
+    group.add_argument("--nprobe", type=positive_int, default=4,
+                       help="colbert plaid: nearest centroids per query token (default 4)")
+    group.add_argument("--ncandidates", type=positive_int, default=1024,
+                       help="colbert plaid: candidate documents from the centroids; the best "
+                            "quarter by centroid scores gets exact MaxSim (default 1024)")
+    group.add_argument("--residual-bits", type=int, choices=(0, 4, 8), default=8,
+                       help="colbert plaid: bits per residual dimension; 0 keeps the token "
+                            "vectors exactly, as float16 (default 8)")
     group.add_argument("--splade-top-k", type=int, default=None, metavar="N",
                        help="splade: keep the N largest term weights of each text "
                             "(default: all)")
     group.add_argument("--no-cache", action="store_true",
                        help="do not cache document embeddings on disk")
+
+
+def retriever_help() -> str:
+    """The ``--retriever`` help: every form of :data:`~ragsift.retrieve.spec.KINDS`, then what
+    each kind is."""
+    kinds = "; ".join(f"{kind.name}: {kind.summary}" for kind in KINDS.values())
+    return (f"{' | '.join(spec_forms())}. {kinds}. MODEL: a local folder, a packaged name "
+            "(minilm-l6, splade-tiny) or a hub id")
 
 
 def _floats(text: str) -> list[float]:
@@ -71,7 +99,7 @@ def _floats(text: str) -> list[float]:
 def _spec(text: str) -> str:
     try:
         parse_spec(text)
-    except ValueError as exc:
+    except RetrieverSpecError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return text
 
@@ -92,7 +120,10 @@ def retriever_from_args(args: argparse.Namespace, show_progress: bool = True) ->
                      "cache_dir": False if args.no_cache else None,
                      "encoder_options": encoder_options}
     colbert_options = {"pool_factor": args.pool_factor, "token_k": args.token_k or None,
-                       "index_kind": args.index_kind, "batch_size": args.batch_size,
+                       "index_kind": args.index_kind, "engine": args.colbert_engine,
+                       "nprobe": args.nprobe, "ncandidates": args.ncandidates,
+                       "residual_bits": args.residual_bits or None,
+                       "batch_size": args.batch_size,
                        "show_progress": show_progress,
                        "model_options": {"document_length": args.max_length}}
     splade_options = {"show_progress": show_progress,
@@ -105,3 +136,65 @@ def retriever_from_args(args: argparse.Namespace, show_progress: bool = True) ->
         dense_options=dense_options, colbert_options=colbert_options,
         splade_options=splade_options,
     )
+
+
+def add_teacher_arguments(parser: argparse.ArgumentParser, required: bool) -> None:
+    """``--teacher`` and the options of the teacher model."""
+    parser.add_argument("--teacher", required=required, metavar="MODEL",
+                        help="a reranker (cross-encoder, LLM, ColBERT) or bi-encoder: folder, "
+                             "packaged name or hub id")
+    parser.add_argument("--teacher-kind", choices=("auto", "reranker", "bi-encoder"),
+                        default="auto", help="default: read from the model's config")
+    parser.add_argument("--teacher-max-length", type=int, default=None,
+                        help="teacher max tokens (default: the model's)")
+    parser.add_argument("--teacher-batch-size", type=int, default=32)
+    parser.add_argument("--teacher-backend", choices=BACKENDS, default="torch",
+                        help="torch (default), onnx (fused fp32 graph, about twice as fast on "
+                             "CPU) or onnx-int8; as `ragsift rerank --backend`")
+    parser.add_argument("--shard-size", type=int, default=64,
+                        help="queries per shard; finished shards survive a kill (default 64)")
+
+
+def load_teacher(args: argparse.Namespace):
+    """The teacher the arguments name as a :class:`ragsift.jobs.backends.Lazy` (loaded on
+    first use, once per worker), or None. The model's folder is resolved now, so a wrong
+    name fails before any work starts."""
+    from functools import partial
+
+    from ragsift.jobs.backends import Lazy
+    from ragsift.jobs.teacher import Teacher
+    from ragsift.models.hub import resolve_model
+
+    if not args.teacher:
+        return None
+    resolve_model(args.teacher)
+    options = {"batch_size": args.teacher_batch_size, "backend": args.teacher_backend}
+    if args.teacher_max_length:
+        options["max_length"] = args.teacher_max_length
+    return Lazy(partial(Teacher.load, args.teacher, args.teacher_kind, **options))
+
+
+def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--backend local|ray`` and the Ray options."""
+    group = parser.add_argument_group("where shards run")
+    group.add_argument("--backend", dest="job_backend", choices=JOB_BACKENDS, default="local",
+                       help="local: this process (default); ray: a pool of Ray actors")
+    group.add_argument("--workers", type=int, default=None,
+                       help="Ray actors (default: cluster CPUs / --cpus-per-worker)")
+    group.add_argument("--cpus-per-worker", type=float, default=1.0,
+                       help="CPUs each Ray actor reserves (default 1)")
+    group.add_argument("--ray-address", default=None,
+                       help="Ray cluster address, e.g. auto or ray://head:10001 (default: the "
+                            "running Ray session, else a local one)")
+    group.add_argument("--retries", type=int, default=2,
+                       help="restarts of a dead Ray worker before the job stops (default 2)")
+
+
+def backend_from_args(args: argparse.Namespace) -> ShardBackend:
+    """The shard backend the arguments ask for (``local`` when the command has no such
+    option, as in ``ragsift label``)."""
+    name = getattr(args, "job_backend", "local")
+    if name == "local":
+        return make_backend("local")
+    return make_backend(name, args.workers, args.ray_address, args.cpus_per_worker,
+                        args.retries)

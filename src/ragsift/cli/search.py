@@ -13,7 +13,8 @@ from ragsift.cli.options import add_retriever_arguments, retriever_from_args
 from ragsift.data.beir import load_beir
 from ragsift.data.trec import write_run
 from ragsift.errors import IndexMismatchError, UsageError
-from ragsift.retrieve import Retriever, parse_spec
+from ragsift.retrieve.base import Retriever
+from ragsift.retrieve.spec import HYBRID, parse_spec
 
 logger = logging.getLogger(__name__)
 
@@ -40,9 +41,8 @@ def load_index(path: str, spec: str | None) -> Retriever:
     if spec is None:
         return Retriever.load(path)
     parsed = parse_spec(spec)
-    model = None if parsed.kind in ("bm25", "hybrid") else parsed.argument  # bm25:METHOD
     # a hybrid spec names its members' models: the user trusts the folders it names
-    retriever = Retriever.load(path, model=model, trust_model_paths=parsed.kind == "hybrid")
+    retriever = Retriever.load(path, model=parsed.model, trust_model_paths=parsed.kind == HYBRID)
     if retriever.kind != parsed.kind:
         raise IndexMismatchError(f"{path}: holds a {retriever.kind!r} index, not {spec!r}")
     return retriever

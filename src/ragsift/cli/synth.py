@@ -1,8 +1,15 @@
 """``ragsift synth``: synthetic training queries for an unlabelled corpus, round-trip filtered.
 
-CLI contract: ``ragsift synth --data DIR --generator MODEL [--docs N] [--seed S]
-[--template TEXT] [--max-new-tokens 32] [--batch-size 8] [--shard-size 64] [--retriever bm25]
-[--round-trip-k 3] [--no-filter | --filter-only] --out FILE.jsonl [--beir DIR]``
+CLI contract: ``ragsift synth --data DIR --generator SPEC [--base-url URL] [--api-key-env VAR]
+[--docs N] [--seed S] [--template TEXT] [--max-new-tokens 32] [--batch-size 8] [--shard-size 64]
+[--retriever bm25] [--round-trip-k 3] [--no-filter | --filter-only] --out FILE.jsonl
+[--beir DIR]``
+
+``--generator`` is a spec of :func:`ragsift.rag.generator.load_generator`: a model name alone
+(llama.cpp for a GGUF model such as the packaged ``smollm2-135m`` when ``llama-cpp-python`` is
+installed, else transformers), ``transformers:NAME``, ``llama-cpp:NAME`` or ``openai:MODEL``
+(an OpenAI-compatible server at ``--base-url``, its key in the environment variable
+``--api-key-env``).
 
 The generated rows go to ``FILE.raw.jsonl`` beside ``--out`` (to ``--out`` itself with
 ``--no-filter``); the rows that pass the round-trip filter go to ``--out``. ``--filter-only``
@@ -28,10 +35,21 @@ def raw_path(out: str | Path) -> Path:
     return out.with_name(f"{out.stem if out.suffix else out.name}.raw{out.suffix or '.jsonl'}")
 
 
+def add_server_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--base-url`` and ``--api-key-env``: where an ``openai:MODEL`` spec's server is."""
+    parser.add_argument("--base-url", default="", metavar="URL",
+                        help="openai:MODEL only: the OpenAI-compatible API root, e.g. "
+                             "http://127.0.0.1:8000/v1 (default: api.openai.com)")
+    parser.add_argument("--api-key-env", default="OPENAI_API_KEY", metavar="VAR",
+                        help="openai:MODEL only: the environment variable holding the API key "
+                             "(default OPENAI_API_KEY; a local server needs none)")
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "synth", help="generate synthetic queries for a corpus (training jsonl)",
-        description="Ask a causal LM for one search query per document (greedy), write "
+        description="Ask a language model (llama.cpp, transformers or an OpenAI-compatible "
+                    "server) for one search query per document (greedy), write "
                     "training rows (the document is the positive; no negatives), then keep only "
                     "the queries whose own document a retriever ranks in the top k (round-trip "
                     "filter). Sharded and resumable: rerun the same command after a kill. "
@@ -39,9 +57,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "negatives=0 (in-batch negatives).")
     parser.add_argument("--data", required=True, metavar="DIR",
                         help="BEIR folder or corpus.jsonl (only the corpus is read)")
-    parser.add_argument("--generator", default=None, metavar="MODEL",
-                        help="causal LM: folder, GGUF, packaged name (smollm2-135m) or hub id "
-                             "(required unless --filter-only)")
+    parser.add_argument("--generator", default=None, metavar="SPEC",
+                        help="[transformers:|llama-cpp:]MODEL (folder, GGUF, packaged name "
+                             "such as smollm2-135m, hub id; a GGUF model runs on llama.cpp by "
+                             "default) or openai:MODEL (required unless --filter-only)")
+    add_server_arguments(parser)
     parser.add_argument("--docs", type=int, default=None, metavar="N",
                         help="a seeded random sample of N documents (default: all)")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
@@ -104,11 +124,12 @@ def run(args: argparse.Namespace) -> int:
             raise RagsiftError(f"{raw}: no generated rows to filter; run without --filter-only "
                                f"first")
     else:
-        from ragsift.rag.generator import Generator
+        from ragsift.rag.generator import load_generator
 
         ids = choose_documents(corpus, args.docs, args.seed)
-        generator = Generator.from_pretrained(
-            args.generator, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
+        generator = load_generator(
+            args.generator, base_url=args.base_url, api_key_env=args.api_key_env,
+            max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
             max_passage_tokens=args.max_passage_tokens)
         synthesize_queries(corpus, generator, raw, ids, template, args.shard_size)
     if not args.no_filter:

@@ -2,17 +2,22 @@
 
 Two steps:
 
-1. :func:`synthesize_queries` asks a causal LM (greedy, batched: :meth:`Generator.complete
-   <ragsift.rag.generator.Generator.complete>`) for one search query per document and writes
+1. :func:`synthesize_queries` asks a language model (greedy: :meth:`TextGenerator.complete
+   <ragsift.rag.generator.TextGenerator.complete>` of any backend of
+   :func:`ragsift.rag.generator.load_generator`: llama.cpp, the default for a GGUF model such
+   as the packaged ``smollm2-135m``; transformers, batched; an OpenAI-compatible server) for
+   one search query per document and writes
    training rows ``{"query", "pos": [document text], "neg": [], "query_id": "synth-<doc id>",
    "pos_ids": [doc id]}``, the format ``ragsift train`` reads (rows without negatives train
    with in-batch negatives only: ``--set negatives=0``). The prompt is :data:`DEFAULT_TEMPLATE`
-   or the caller's, with the passage cut to the generator's ``max_passage_tokens``. Each
+   or the caller's, with the passage cut to the generator's ``max_passage_tokens`` (its own
+   tokenizer's tokens; words for a server) and wrapped by the backend's chat template. Each
    generation is cleaned by :func:`clean_query`; a document whose generation is empty after
    cleaning gets no row (the count is returned and logged). The job is sharded and resumable
    (:mod:`ragsift.jobs.sharded`): a killed run, rerun with the same settings, writes the same
    bytes as an uninterrupted one; a rerun with other prompt or generator settings over the
-   same unfinished shards is refused.
+   same unfinished shards (another model, backend or ``max_new_tokens``: the generator's
+   :meth:`~ragsift.rag.generator.TextGenerator.fingerprint`) is refused.
 2. :func:`round_trip_filter` indexes the corpus with a retriever, searches every generated
    query and keeps a row only when its source document is among the top ``k`` (the
    round-trip consistency filter of Promptagator), so that queries too vague to find their
@@ -27,7 +32,7 @@ id order.
 
 Example:
     >>> corpus = load_corpus("path/to/scifact")                  # doctest: +SKIP
-    >>> generator = Generator.from_pretrained("smollm2-135m")    # doctest: +SKIP
+    >>> generator = load_generator("smollm2-135m")               # doctest: +SKIP
     >>> ids = choose_documents(corpus, docs=1000, seed=0)        # doctest: +SKIP
     >>> synthesize_queries(corpus, generator, "raw.jsonl", ids)  # doctest: +SKIP
     >>> bm25 = BM25Retriever()                                   # doctest: +SKIP
@@ -50,8 +55,7 @@ from ragsift.atomic import atomic_file
 from ragsift.data.jsonl import field_list, read_jsonl
 from ragsift.errors import DataFormatError, RagsiftError
 from ragsift.jobs.sharded import JobResult, run_sharded, shards_dir
-from ragsift.models.causal_lm import cut_to_tokens, user_prompt_ids
-from ragsift.rag.generator import Generator
+from ragsift.rag.generator import Prompt, TextGenerator
 from ragsift.retrieve.base import Retriever
 from ragsift.types import Corpus, Document, ranked
 
@@ -119,19 +123,19 @@ def check_template(template: str) -> set[str]:
     return fields
 
 
-def query_prompt(generator: Generator, document: Document,
-                 template: str = DEFAULT_TEMPLATE) -> list[int]:
-    """Prompt ids asking ``generator`` for a query about ``document``.
+def query_prompt(generator: TextGenerator, document: Document,
+                 template: str = DEFAULT_TEMPLATE) -> Prompt:
+    """The prompt asking ``generator`` for a query about ``document``, as its backend takes
+    it (token ids of a local model, the user message for a server).
 
     ``{passage}`` is the document's title and text (its text alone when the template also has
-    ``{title}``), cut to ``generator.max_passage_tokens`` tokens; the message goes through
-    :func:`ragsift.models.causal_lm.user_prompt_ids` (the chat template when there is one).
+    ``{title}``), cut by :meth:`generator.cut <ragsift.rag.generator.TextGenerator.cut>` to
+    ``max_passage_tokens``; the message goes through :meth:`generator.encode
+    <ragsift.rag.generator.TextGenerator.encode>` (the chat template when there is one).
     """
     fields = check_template(template)
-    passage = document.text if "title" in fields else document.full_text()
-    passage = cut_to_tokens(generator.tokenizer, passage, generator.max_passage_tokens)
-    message = template.format(passage=passage, title=document.title)
-    return user_prompt_ids(generator.tokenizer, message)
+    passage = generator.cut(document.text if "title" in fields else document.full_text())
+    return generator.encode(template.format(passage=passage, title=document.title))
 
 
 def clean_query(text: str) -> str:
@@ -159,7 +163,7 @@ def clean_query(text: str) -> str:
     return ""
 
 
-def generate_queries(generator: Generator, documents: Sequence[Document],
+def generate_queries(generator: TextGenerator, documents: Sequence[Document],
                      template: str = DEFAULT_TEMPLATE) -> list[str]:
     """One cleaned query per document (``""`` where the generation held none), in order;
     greedy, so the same inputs give the same queries."""
@@ -200,15 +204,15 @@ def synthetic_row(document: Document, query: str) -> dict[str, Any]:
             "pos_ids": [document.id], "neg": []}
 
 
-def synthesize_queries(corpus: Corpus, generator: Generator, out: str | Path,
+def synthesize_queries(corpus: Corpus, generator: TextGenerator, out: str | Path,
                        doc_ids: Sequence[str] | None = None, template: str = DEFAULT_TEMPLATE,
                        shard_size: int = 64, show_progress: bool = True) -> SynthesisResult:
     """Write one synthetic query row per document of ``doc_ids`` to ``out`` (jsonl).
 
     Args:
         corpus: the documents, by id.
-        generator: the causal LM; its ``max_new_tokens``, ``batch_size`` and
-            ``max_passage_tokens`` apply.
+        generator: any backend of :func:`ragsift.rag.generator.load_generator`; its
+            ``max_new_tokens``, ``batch_size`` and ``max_passage_tokens`` apply.
         out: the output jsonl (rows as :func:`synthetic_row`, in ``doc_ids`` order).
         doc_ids: the documents (default: :func:`choose_documents` of the whole corpus).
         template: the prompt (see :func:`check_template` and :data:`DEFAULT_TEMPLATE`).
@@ -227,8 +231,8 @@ def synthesize_queries(corpus: Corpus, generator: Generator, out: str | Path,
     if missing:
         raise RagsiftError(f"{len(missing)} document id(s) are not in the corpus, e.g. "
                            f"{missing[0]!r}")
-    _claim_shards(out, {"generator": str(getattr(generator.model.config, "name_or_path", "")),
-                        "template": template, "max_new_tokens": generator.max_new_tokens,
+    _claim_shards(out, {"generator": generator.fingerprint(), "template": template,
+                        "max_new_tokens": generator.max_new_tokens,
                         "max_passage_tokens": generator.max_passage_tokens})
 
     def work(shard: list[str]) -> list[str]:

@@ -21,7 +21,9 @@ import torch
 from tqdm.auto import tqdm
 
 from ragsift.atomic import atomic_dir
+from ragsift.errors import DataFormatError, UsageError
 from ragsift.models.batching import length_sorted_batches, model_max_length, pad_features
+from ragsift.models.device import default_device
 from ragsift.models.dropout import attention_dropout_for
 from ragsift.models.fingerprint import weights_fingerprint
 from ragsift.models.hub import gguf_file_for, model_id, resolve_model
@@ -34,15 +36,6 @@ logger = logging.getLogger(__name__)
 
 _QUERY_PROMPT_KEYS = ("query",)
 _DOCUMENT_PROMPT_KEYS = ("document", "passage", "corpus", "doc")
-
-
-def default_device() -> str:
-    """``cuda`` when a GPU is visible, else ``mps`` on Apple silicon, else ``cpu``."""
-    if torch.cuda.is_available():
-        return "cuda"
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
 
 
 class BiEncoder:
@@ -90,7 +83,8 @@ class BiEncoder:
             layout.max_seq_length = model_max_length(model, tokenizer)
         full = self._full_dim()
         if truncate_dim is not None and not 0 < truncate_dim <= full:
-            raise ValueError(f"truncate_dim must be in 1..{full}, got {truncate_dim}")
+            raise UsageError(f"truncate_dim (--truncate-dim) must be in 1..{full} for this "
+                             f"model, got {truncate_dim}")
         self.truncate_dim = truncate_dim
         self._fingerprint: str | None = None
         self.backend = backend
@@ -137,7 +131,8 @@ class BiEncoder:
         extra = {"gguf_file": gguf} if gguf else {}
         tokenizer = AutoTokenizer.from_pretrained(layout.transformer_dir, **extra)
         if not tokenizer.is_fast:
-            raise ValueError(f"{folder}: ragsift needs a fast (Rust) tokenizer (tokenizer.json)")
+            raise DataFormatError(folder, None, "tokenizer.json",
+                                  "ragsift needs a fast (Rust) tokenizer")
         if tokenizer.pad_token_id is None:  # decoder LMs: pad with end-of-sequence
             tokenizer.pad_token = tokenizer.eos_token
         model_kwargs: dict[str, Any] = {"dtype": torch_dtype} if torch_dtype is not None else {}

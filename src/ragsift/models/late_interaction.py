@@ -176,8 +176,9 @@ class LateInteractionModel(torch.nn.Module):
         return cls(encoder, tokenizer, projection, config, name=model_id(name))
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Save atomically in the PyLate layout (loads with ``pylate.models.ColBERT``, with
-        transformers' ``AutoModel`` and with :meth:`from_pretrained`)."""
+        """Save atomically in the PyLate layout (the files and keys PyLate's loader reads, checked
+        against PyLate's source, not run against the package, which cannot share this
+        environment); loads with transformers' ``AutoModel`` and with :meth:`from_pretrained`."""
         path = Path(path)
         with atomic_dir(path) as tmp:
             self.write(tmp)

@@ -54,9 +54,14 @@ def _require_onnxruntime():
 
 
 def build_onnx(model: torch.nn.Module, example: Mapping[str, torch.Tensor], output_name: str,
-               folder: Path, per_channel: bool = True) -> None:
+               folder: Path, per_channel: bool = True,
+               graph: torch.nn.Module | None = None) -> None:
     """Export ``model`` (called with the keys of ``example``) into ``folder``: the fused fp32
-    graph and its int8 twin. ``output_name`` names the model output to keep."""
+    graph and its int8 twin. ``output_name`` names the model output to keep. ``graph``, when
+    given, is the module exported instead: called with the tensors of ``example`` in order, it
+    returns the output tensor itself (a model plus post-processing fused into one graph;
+    ``model`` is still the transformers model whose attention and config the optimizer uses).
+    """
     _require_onnxruntime()
     from onnx import TensorProto
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -72,7 +77,8 @@ def build_onnx(model: torch.nn.Module, example: Mapping[str, torch.Tensor], outp
         with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tracer warnings about shape-dependent branches
             torch.onnx.export(
-                _OutputOf(model, output_name, names), tuple(example[n] for n in names), str(raw),
+                graph if graph is not None else _OutputOf(model, output_name, names),
+                tuple(example[n] for n in names), str(raw),
                 input_names=names, output_names=[output_name], dynamic_axes=dynamic,
                 opset_version=17, dynamo=False,
             )
@@ -171,9 +177,11 @@ class OpenVinoSession(OnnxSession):
 
 def backend_session(model: torch.nn.Module, example: Mapping[str, torch.Tensor],
                     output_name: str, backend: Backend, kind: str,
-                    threads: int | None = None) -> OnnxSession | None:
+                    threads: int | None = None, graph: torch.nn.Module | None = None
+                    ) -> OnnxSession | None:
     """``None`` for the torch backend (after applying ``threads``), else the cached ONNX session
-    of ``model``, exported on first use under the fingerprint of its weights and ``kind``."""
+    of ``model``, exported on first use under the fingerprint of its weights and ``kind``
+    (``graph``: the module to export instead, see :func:`build_onnx`)."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose from {BACKENDS}")
     if backend == "torch":
@@ -186,7 +194,7 @@ def backend_session(model: torch.nn.Module, example: Mapping[str, torch.Tensor],
     if not (folder / _FILES[backend]).is_file():
         logger.info("exporting the model to ONNX in %s (once per model)", folder)
         with atomic_dir(folder) as tmp:
-            build_onnx(model, example, output_name, tmp)
+            build_onnx(model, example, output_name, tmp, graph=graph)
     if backend.startswith("openvino"):
         precision = "bf16" if backend == "openvino-bf16" else "f32"
         return OpenVinoSession(folder / _FILES[backend], threads, precision)

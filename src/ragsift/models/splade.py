@@ -14,6 +14,12 @@ Optionally only the ``top_k`` largest weights of each text are kept. A query ``q
 (:class:`~ragsift.retrieve.sparse.SparseRetriever`).
 
 Outputs are ``scipy.sparse`` CSR matrices of shape ``(n_texts, vocab_size)``, float32.
+
+Backends (:mod:`ragsift.models.onnx`): ``torch``, or the whole computation above (encoder, MLM
+head, masked max over positions, ``log1p(relu)``) exported as one ONNX graph
+(:class:`SpladePooling`), so that only the ``(batch, vocab_size)`` weights leave the graph:
+``onnx`` (fused fp32), ``onnx-int8`` (int8 MatMul weights, the 30,522-term MLM projection
+included) and ``openvino`` / ``openvino-bf16``.
 """
 
 from __future__ import annotations
@@ -29,11 +35,41 @@ from tqdm.auto import tqdm
 
 from ragsift.errors import RagsiftError
 from ragsift.models.batching import length_sorted_batches, model_max_length, pad_features
-from ragsift.models.bi_encoder import default_device
+from ragsift.models.device import default_device
 from ragsift.models.hub import model_id, resolve_model
+from ragsift.models.onnx import Backend, backend_session
 from ragsift.types import Document
 
 logger = logging.getLogger(__name__)
+
+
+def pool_logits(logits: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """SPLADE weights ``log(1 + relu(max_{i in P} l_ij))`` of ``logits`` ``(B, L, V)`` over the
+    positions where ``keep`` ``(B, L)`` is true; ``(B, V)``, 0 for a row with no kept position.
+    Float32 ``logits`` are overwritten (masked in place: no second ``B x L x V`` buffer).
+
+    Example:
+        >>> logits = torch.tensor([[[1.0, -2.0], [3.0, -1.0]]])
+        >>> pool_logits(logits, torch.tensor([[True, False]])).tolist()  # log 2, log 1
+        [[0.6931471824645996, 0.0]]
+    """
+    masked = logits.float().masked_fill_(~keep.bool().unsqueeze(-1), float("-inf"))
+    return torch.log1p(torch.relu(masked.amax(dim=1)))
+
+
+class SpladePooling(torch.nn.Module):
+    """A masked-LM and :func:`pool_logits` as one module, the graph the ONNX backends export:
+    ``(input_ids, attention_mask, score_mask)`` -> ``(B, V)`` term weights (``score_mask`` is
+    :meth:`SpladeEncoder.scored_positions` as integers)."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                score_mask: torch.Tensor) -> torch.Tensor:
+        logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+        return pool_logits(logits, score_mask)
 
 
 class SpladeEncoder:
@@ -51,7 +87,11 @@ class SpladeEncoder:
             30,522 terms), so this bounds memory.
         top_k: keep only the ``top_k`` largest weights of each text (``None``: keep all).
         mask_special_tokens: leave ``[CLS]``/``[SEP]`` (and the like) out of the max.
-        device: ``cuda``, ``mps`` or ``cpu`` (default: the best available).
+        device: ``cuda``, ``mps`` or ``cpu`` (default: the best available; ``cpu`` for the
+            ONNX and OpenVINO backends).
+        backend: ``torch``, ``onnx``, ``onnx-int8``, ``openvino`` or ``openvino-bf16`` (see the
+            module docstring; the export is cached per model under ``$RAGSIFT_CACHE_DIR``).
+        threads: intra-op threads of the backend (default: its own choice).
 
     Example:
         >>> encoder = SpladeEncoder.from_pretrained("splade-tiny")  # doctest: +SKIP
@@ -71,14 +111,19 @@ class SpladeEncoder:
         top_k: int | None = None,
         mask_special_tokens: bool = True,
         device: str | None = None,
+        backend: Backend = "torch",
+        threads: int | None = None,
     ) -> None:
         if top_k is not None and top_k < 1:
             raise RagsiftError(f"SPLADE top_k must be >= 1 (or None to keep every term), "
                                f"got {top_k}")
         if max_length is not None and max_length < 2:
             raise RagsiftError(f"SPLADE max_length must be >= 2 tokens, got {max_length}")
+        if backend != "torch":
+            device = "cpu"
         self.device = torch.device(device or default_device())
         self.model = model.to(self.device).eval()
+        self.backend = backend
         self.tokenizer = tokenizer
         self.name = name
         limit = model_max_length(model, tokenizer)
@@ -91,6 +136,11 @@ class SpladeEncoder:
                    tokenizer.eos_token_id)
         self._special_ids = torch.tensor(sorted({i for i in special if i is not None}),
                                          dtype=torch.long)
+        example = {"input_ids": torch.ones((2, 16), dtype=torch.long),
+                   "attention_mask": torch.ones((2, 16), dtype=torch.long),
+                   "score_mask": torch.ones((2, 16), dtype=torch.long)}
+        self._session = backend_session(self.model, example, "weights", backend, "splade",
+                                        threads, graph=SpladePooling(self.model))
 
     @classmethod
     def from_pretrained(
@@ -175,10 +225,11 @@ class SpladeEncoder:
         """Dense term weights ``(batch, vocab_size)`` of one padded batch (``input_ids``,
         ``attention_mask``): ``w_j = log(1 + relu(max_{i in P} l_ij))``, then top-k pruned."""
         features = {k: v.to(self.device) for k, v in features.items()}
-        logits = self.model(**features).logits
         keep = self.scored_positions(features["input_ids"], features["attention_mask"])
-        logits = logits.float().masked_fill_(~keep.unsqueeze(-1), float("-inf"))
-        weights = torch.log1p(torch.relu(logits.amax(dim=1)))
+        if self._session is not None:
+            weights = self._session({**features, "score_mask": keep.long()})
+        else:
+            weights = pool_logits(self.model(**features).logits, keep)
         if self.top_k is not None and self.top_k < weights.shape[1]:
             top = torch.topk(weights, self.top_k, dim=1)
             weights = torch.zeros_like(weights).scatter_(1, top.indices, top.values)

@@ -3,8 +3,10 @@ rows the reranker trainer reads (``{"query", "docs", "scores"}``, one per questi
 ``query_id`` and the ``supporting`` paragraph indices). Sharded and resumable
 (:mod:`ragsift.jobs.sharded`).
 
-Two kinds of label: GainRAG gains from a generator (:class:`ragsift.rag.gain.GainScorer`), or
-the dataset's own annotation (1.0 for a supporting paragraph, 0.0 otherwise), which trains the
+Two kinds of label: GainRAG gains from a generator (any backend of
+:func:`ragsift.rag.gain.load_gain_scorer`: transformers, llama.cpp, an OpenAI-compatible
+server), or the dataset's own annotation (1.0 for a supporting paragraph, 0.0 otherwise),
+which trains the
 relevance-supervised baseline a selector is compared with, in the same format and loss."""
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import numpy as np
 
 from ragsift.data.qa import QAExample
 from ragsift.jobs.sharded import JobResult, run_sharded
-from ragsift.rag.gain import GainScorer
+from ragsift.rag.gain import BaseGainScorer
 
 Labeller = Callable[[QAExample, list[str]], np.ndarray]
 
@@ -28,7 +30,7 @@ def supporting_labels(example: QAExample, docs: list[str]) -> np.ndarray:
     return np.array([float(p.is_supporting) for p in example.paragraphs])
 
 
-def gain_labeller(scorer: GainScorer) -> Labeller:
+def gain_labeller(scorer: BaseGainScorer) -> Labeller:
     """GainRAG gains of each paragraph for the example's question and gold answer."""
     return lambda example, docs: scorer.gains(example.question, example.answer, docs)
 

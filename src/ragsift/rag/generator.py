@@ -1,18 +1,17 @@
 """The generator of the RAG chain: a language model answering from numbered passages.
 
-Prompt (the user message; the model's chat template wraps it when it has one)::
-
-    Answer the question with a short answer, using the passages; cite them like [1].
-    [1] title: text
-    [2] ...
-    Question: ...
-
-With no passage the first line asks for an answer from the model's own knowledge. Decoding is
-greedy, ``max_new_tokens`` at most; the answer is the text up to the first newline, with
-citation marks ``[n]`` removed.
+The prompt is a chat (:class:`ragsift.rag.prompts.PromptFormat`, set from the RAG config):
+few-shot examples as earlier user / assistant turns, then the user message of the question
+with its selected passages (``[1] title: text`` lines, each cut to ``max_passage_tokens``
+tokens); the model's chat template renders it, or, for a model without one or with
+``use_chat_template: false``, the turns are written one after the other as ``message\nAnswer:
+answer`` blocks ending in ``message\nAnswer:`` (:func:`ragsift.rag.prompts.plain_chat`).
+Decoding is greedy, at most ``max_new_tokens`` tokens, and ends before the first stop sequence
+(default a newline); the answer is extracted from the raw text (``short`` by default:
+:mod:`ragsift.rag.answers`).
 
 :class:`TextGenerator` is the interface (``prompt``, ``answer``, ``expand``, ``complete``,
-``fingerprint``); :func:`load_generator` picks a backend from a spec:
+``encode``, ``fingerprint``); :func:`load_generator` picks a backend from a spec:
 
 - ``transformers:NAME`` -> :class:`Generator` (PyTorch, batched with left padding; the one that
   gives logits, for gain labels and training);
@@ -28,7 +27,6 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
@@ -36,14 +34,12 @@ from typing import Any
 import torch
 
 from ragsift.models.batching import length_sorted_batches
-from ragsift.models.causal_lm import cut_to_tokens, load_causal_lm, user_prompt_ids
+from ragsift.models.causal_lm import cut_to_tokens, load_causal_lm
 from ragsift.models.fingerprint import weights_fingerprint
 from ragsift.models.hub import gguf_file_for, resolve_model
+from ragsift.rag.prompts import Message, PromptFormat, cut_at_stop, plain_chat
 
 logger = logging.getLogger(__name__)
-WITH_PASSAGES = ("Answer the question with a short answer, using the passages; cite them like "
-                 "[1].")
-WITHOUT_PASSAGES = "Answer the question with a short answer."
 # Query expansion by generation: HyDE writes a hypothetical passage (Gao et al., 2022), GAR an
 # answer and a page title that are appended to the query (Mao et al., 2021).
 EXPANSION_PROMPTS = {
@@ -52,61 +48,79 @@ EXPANSION_PROMPTS = {
            "Question: {question}",
 }
 BACKENDS = ("transformers", "llama-cpp", "openai")
-_CITATION = re.compile(r"\s*\[\d+\]")
-# A backend's encoded prompt: token ids (local models) or the user message (remote servers).
+# A backend's encoded prompt: token ids (local models) or the chat messages (remote servers).
 # Either is JSON-serialisable, so it can key the answer cache of the RAG pipeline.
-Prompt = list[int] | str
+Prompt = list[int] | list[Message]
 
 
 class TextGenerator(ABC):
     """Greedy answers and expansions from a language model (see the module docstring).
 
-    Subclasses give :meth:`encode`, :meth:`cut`, :meth:`complete` and :meth:`fingerprint`;
-    the RAG prompt, answers and query expansions are built on them here.
+    Subclasses give :meth:`encode_chat`, :meth:`cut`, :meth:`complete` and
+    :meth:`fingerprint`; the RAG prompt, answers and query expansions are built on them here.
+    ``prompt_format`` (default :class:`ragsift.rag.prompts.PromptFormat`) holds the templates,
+    few-shot examples, stop sequences and answer extraction.
     """
 
     def __init__(self, max_new_tokens: int = 32, batch_size: int = 8,
-                 max_passage_tokens: int = 256) -> None:
+                 max_passage_tokens: int = 256, prompt_format: PromptFormat | None = None
+                 ) -> None:
         self.max_new_tokens = max_new_tokens
         self.batch_size = batch_size
         self.max_passage_tokens = max_passage_tokens
+        self.prompt_format = prompt_format or PromptFormat()
 
     @abstractmethod
-    def encode(self, message: str) -> Prompt:
-        """The prompt for a user ``message``, ending where the model answers."""
+    def encode_chat(self, messages: Sequence[Message]) -> Prompt:
+        """The prompt for a chat (``{"role", "content"}`` messages ending with the user's),
+        ending where the model answers."""
+
+    @abstractmethod
+    def encode_text(self, text: str) -> Prompt:
+        """The prompt for plain ``text``, continued as it is (no chat template)."""
 
     @abstractmethod
     def cut(self, text: str) -> str:
         """``text`` cut to its first ``max_passage_tokens`` tokens (unchanged when shorter)."""
 
     @abstractmethod
-    def complete(self, prompts: Sequence[Prompt], max_new_tokens: int | None = None
-                 ) -> list[str]:
+    def complete(self, prompts: Sequence[Prompt], max_new_tokens: int | None = None,
+                 stop: Sequence[str] = ()) -> list[str]:
         """The raw greedy continuation of each prompt of :meth:`encode`, in input order; at
-        most ``max_new_tokens`` (default: the generator's) new tokens."""
+        most ``max_new_tokens`` (default: the generator's) new tokens, ending before the first
+        of the ``stop`` strings (none by default)."""
 
     @abstractmethod
     def fingerprint(self) -> str:
-        """A hash of the model and ``max_new_tokens``: with a prompt, it determines a greedy
-        answer (the key of the pipeline's answer cache)."""
+        """A hash of the model and ``max_new_tokens``: with a prompt and stop sequences, it
+        determines a greedy answer (the key of the pipeline's answer cache)."""
+
+    def encode(self, message: str) -> Prompt:
+        """The prompt for a single user ``message``, ending where the model answers."""
+        return self.encode_chat([{"role": "user", "content": message}])
 
     def prompt(self, question: str, passages: Sequence[str]) -> Prompt:
         """The prompt for ``question`` with ``passages`` (numbered from 1, each cut by
-        :meth:`cut`)."""
-        lines = [WITH_PASSAGES if passages else WITHOUT_PASSAGES]
-        lines += [f"[{i}] {self.cut(p)}" for i, p in enumerate(passages, 1)]
-        lines.append(f"Question: {question}")
-        return self.encode("\n".join(lines))
+        :meth:`cut`), after the few-shot turns of ``prompt_format``: through the chat template
+        or as plain text (``use_chat_template``)."""
+        messages = self.prompt_format.messages(question, [self.cut(p) for p in passages])
+        if self.prompt_format.use_chat_template:
+            return self.encode_chat(messages)
+        return self.encode_text(plain_chat(messages))
 
     def generate(self, questions: Sequence[str], contexts: Sequence[Sequence[str]]
                  ) -> list[str]:
         """One answer per question, given its passages."""
-        return self.answer([self.prompt(q, c) for q, c in zip(questions, contexts)])
+        return self.answer([self.prompt(q, c) for q, c in zip(questions, contexts)], questions)
 
-    def answer(self, prompts: Sequence[Prompt]) -> list[str]:
-        """One answer per prompt of :meth:`prompt`: :meth:`complete`, then
-        :func:`clean_answer`."""
-        return [clean_answer(text) for text in self.complete(prompts)]
+    def answer(self, prompts: Sequence[Prompt], questions: Sequence[str] | None = None
+               ) -> list[str]:
+        """One answer per prompt of :meth:`prompt`: :meth:`complete` with the stop sequences
+        of ``prompt_format``, then its answer extraction (which reads the question, when
+        given, for yes/no questions)."""
+        texts = self.complete(prompts, stop=self.prompt_format.stop)
+        questions = questions if questions is not None else [""] * len(texts)
+        return [self.prompt_format.extract(t, q) for t, q in zip(texts, questions)]
 
     def expand(self, questions: Sequence[str], kind: str, max_new_tokens: int = 64
                ) -> list[str]:
@@ -124,8 +138,9 @@ class Generator(TextGenerator):
     padding (prompts are token ids of the model's tokenizer and chat template)."""
 
     def __init__(self, model: torch.nn.Module, tokenizer: Any, max_new_tokens: int = 32,
-                 batch_size: int = 8, max_passage_tokens: int = 256) -> None:
-        super().__init__(max_new_tokens, batch_size, max_passage_tokens)
+                 batch_size: int = 8, max_passage_tokens: int = 256,
+                 prompt_format: PromptFormat | None = None) -> None:
+        super().__init__(max_new_tokens, batch_size, max_passage_tokens, prompt_format)
         self.model = model.eval()
         self.tokenizer = tokenizer
         if tokenizer.pad_token_id is None:
@@ -145,22 +160,32 @@ class Generator(TextGenerator):
             self._fingerprint = weights_fingerprint([self.model], self.max_new_tokens)
         return self._fingerprint
 
-    def encode(self, message: str) -> list[int]:
-        """Token ids of ``message`` (:func:`ragsift.models.causal_lm.user_prompt_ids`)."""
-        return user_prompt_ids(self.tokenizer, message)
+    def encode_chat(self, messages: Sequence[Message]) -> list[int]:
+        """Token ids of ``messages`` under the tokenizer's chat template (with the generation
+        prompt), or of :func:`ragsift.rag.prompts.plain_chat` when it has none; a single user
+        message gives :func:`ragsift.models.causal_lm.user_prompt_ids`."""
+        if getattr(self.tokenizer, "chat_template", None):
+            return list(self.tokenizer.apply_chat_template(
+                list(messages), tokenize=True, add_generation_prompt=True, return_dict=False))
+        return self.encode_text(plain_chat(messages))
+
+    def encode_text(self, text: str) -> list[int]:
+        """Token ids of ``text`` with the tokenizer's special tokens (BOS)."""
+        return self.tokenizer(text, add_special_tokens=True)["input_ids"]
 
     def cut(self, text: str) -> str:
         """``text`` cut to ``max_passage_tokens`` tokens of the model's tokenizer."""
         return cut_to_tokens(self.tokenizer, text, self.max_passage_tokens)
 
-    def complete(self, prompts: Sequence[Sequence[int]], max_new_tokens: int | None = None
-                 ) -> list[str]:
+    def complete(self, prompts: Sequence[Sequence[int]], max_new_tokens: int | None = None,
+                 stop: Sequence[str] = ()) -> list[str]:
         """The raw greedy continuation of each prompt (token ids), decoded without special
         tokens, in input order; batches of ``batch_size`` prompts of similar length; at most
-        ``max_new_tokens`` (default: the generator's) new tokens.
+        ``max_new_tokens`` (default: the generator's) new tokens, cut before the first of the
+        ``stop`` strings (a row stops generating once it holds one).
 
-        Any prompt works (e.g. :func:`ragsift.models.causal_lm.user_prompt_ids` of a message);
-        :meth:`generate` is this on RAG prompts, followed by :func:`clean_answer`.
+        Any prompt works (e.g. :meth:`encode` of a message); :meth:`generate` is this on RAG
+        prompts, followed by the answer extraction.
         """
         texts = [""] * len(prompts)
         device = next(self.model.parameters()).device
@@ -175,10 +200,28 @@ class Generator(TextGenerator):
             with torch.inference_mode():
                 output = self.model.generate(
                     input_ids=ids.to(device), attention_mask=mask.to(device), do_sample=False,
-                    max_new_tokens=max_new_tokens or self.max_new_tokens, pad_token_id=pad)
+                    max_new_tokens=max_new_tokens or self.max_new_tokens, pad_token_id=pad,
+                    stopping_criteria=[_StopStrings(self.tokenizer, stop, width)] if stop
+                    else None)
             for row, i in enumerate(batch):
-                texts[i] = self.tokenizer.decode(output[row, width:], skip_special_tokens=True)
+                texts[i] = cut_at_stop(self.tokenizer.decode(output[row, width:],
+                                                             skip_special_tokens=True), stop)
         return texts
+
+
+class _StopStrings:
+    """A transformers stopping criterion: a row is done once its decoded new tokens (from
+    position ``start``) contain one of ``stop`` (works with any tokenizer, unlike
+    ``stop_strings``, which needs the strings' tokens in the vocabulary)."""
+
+    def __init__(self, tokenizer: Any, stop: Sequence[str], start: int) -> None:
+        self.tokenizer, self.stop, self.start = tokenizer, tuple(stop), start
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any
+                 ) -> torch.Tensor:
+        texts = self.tokenizer.batch_decode(input_ids[:, self.start:], skip_special_tokens=True)
+        return torch.tensor([any(s in t for s in self.stop) for t in texts],
+                            device=input_ids.device)
 
 
 def load_generator(spec: str, base_url: str = "", api_key_env: str = "OPENAI_API_KEY",
@@ -190,7 +233,9 @@ def load_generator(spec: str, base_url: str = "", api_key_env: str = "OPENAI_API
             name or hub id) or ``openai:MODEL``.
         base_url: the OpenAI-compatible server (``openai:`` only; empty: api.openai.com).
         api_key_env: the environment variable holding its API key (``openai:`` only).
-        options: ``max_new_tokens``, ``batch_size``, ``max_passage_tokens``.
+        options: ``max_new_tokens``, ``batch_size``, ``max_passage_tokens``,
+            ``prompt_format``; backend-specific ones (llama.cpp: ``n_threads``; openai:
+            ``timeout``, ``max_retries``, ``extra_body``).
 
     Raises:
         MissingExtraError: the backend's package is not installed.
@@ -219,15 +264,3 @@ def load_generator(spec: str, base_url: str = "", api_key_env: str = "OPENAI_API
 def _has_llama_cpp() -> bool:
     """Whether ``llama_cpp`` can be imported (found without importing it)."""
     return importlib.util.find_spec("llama_cpp") is not None
-
-
-def clean_answer(text: str) -> str:
-    """The first line of a generation, without citation marks or an ``Answer:`` prefix.
-
-    Example:
-        >>> clean_answer("Answer: Paris [1].\\nMore text")
-        'Paris.'
-    """
-    first = text.strip().split("\n", 1)[0]
-    first = re.sub(r"^(answer|a)\s*:\s*", "", first, flags=re.IGNORECASE)
-    return _CITATION.sub("", first).strip()

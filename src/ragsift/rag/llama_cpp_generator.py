@@ -1,11 +1,14 @@
 """The llama.cpp backend of the RAG generator: a GGUF file run natively by ``llama-cpp-python``.
 
-Prompts are token ids of the GGUF's own tokenizer: the user message rendered with the GGUF's
-chat template (``tokenizer.chat_template``, the same Jinja formatter and tokenization that
-``Llama.create_chat_completion`` and ``python -m llama_cpp.server`` use), or ``message +
-"\\nAnswer:"`` after the BOS token when the file has no template. Decoding is greedy
-(temperature 0, no repeat penalty), one prompt at a time from an empty KV cache, so an answer
-depends only on its prompt; ``n_threads`` defaults to the CPU count.
+Prompts are token ids of the GGUF's own tokenizer: the chat rendered with the GGUF's chat
+template (``tokenizer.chat_template``, the same Jinja formatter and tokenization that
+``Llama.create_chat_completion`` and ``python -m llama_cpp.server`` use), or
+:func:`ragsift.rag.prompts.plain_chat` after the BOS token when the file has no template.
+Decoding is greedy (temperature 0, no repeat penalty), one prompt at a time from an empty KV
+cache, so an answer depends only on its prompt; stop sequences are llama.cpp's own (the text
+ends before the first). ``n_threads`` defaults to the CPU count; on a machine whose cores are
+busy with other work, 1 thread is often several times faster (llama.cpp's threads wait for each
+other by spinning).
 
 Example:
     >>> generator = LlamaCppGenerator.from_pretrained("smollm2-135m")  # doctest: +SKIP
@@ -25,6 +28,7 @@ from typing import Any
 from ragsift.errors import MissingExtraError, RagsiftError
 from ragsift.models.hub import gguf_file_for, resolve_model
 from ragsift.rag.generator import TextGenerator
+from ragsift.rag.prompts import Message, PromptFormat, plain_chat
 
 
 class LlamaCppGenerator(TextGenerator):
@@ -32,14 +36,15 @@ class LlamaCppGenerator(TextGenerator):
 
     def __init__(self, model_path: str | os.PathLike[str], max_new_tokens: int = 32,
                  batch_size: int = 8, max_passage_tokens: int = 256,
-                 n_threads: int | None = None, n_ctx: int = 0) -> None:
+                 n_threads: int | None = None, n_ctx: int = 0,
+                 prompt_format: PromptFormat | None = None) -> None:
         """Load ``model_path`` (a ``.gguf`` file); ``n_ctx`` 0 is the model's trained context.
 
         Raises:
             MissingExtraError: ``llama-cpp-python`` is not installed.
             RagsiftError: the file cannot be loaded.
         """
-        super().__init__(max_new_tokens, batch_size, max_passage_tokens)
+        super().__init__(max_new_tokens, batch_size, max_passage_tokens, prompt_format)
         try:
             import llama_cpp
             from llama_cpp.llama_chat_format import Jinja2ChatFormatter
@@ -94,14 +99,18 @@ class LlamaCppGenerator(TextGenerator):
             self._fingerprint = digest.hexdigest()[:32]
         return self._fingerprint
 
-    def encode(self, message: str) -> list[int]:
-        """Token ids of ``message`` under the GGUF's chat template (see the module
+    def encode_chat(self, messages: Sequence[Message]) -> list[int]:
+        """Token ids of ``messages`` under the GGUF's chat template (see the module
         docstring)."""
         if self._formatter is None:
-            return self.llm.tokenize(f"{message}\nAnswer:".encode(), add_bos=True)
-        result = self._formatter(messages=[{"role": "user", "content": message}])
+            return self.encode_text(plain_chat(messages))
+        result = self._formatter(messages=list(messages))
         return self.llm.tokenize(result.prompt.encode(), add_bos=not result.added_special,
                                  special=True)
+
+    def encode_text(self, text: str) -> list[int]:
+        """Token ids of ``text`` after the BOS token."""
+        return self.llm.tokenize(text.encode(), add_bos=True)
 
     def cut(self, text: str) -> str:
         """``text`` cut to ``max_passage_tokens`` tokens of the GGUF's tokenizer."""
@@ -110,10 +119,11 @@ class LlamaCppGenerator(TextGenerator):
             return text
         return self.llm.detokenize(ids[:self.max_passage_tokens]).decode(errors="ignore")
 
-    def complete(self, prompts: Sequence[Sequence[int]], max_new_tokens: int | None = None
-                 ) -> list[str]:
+    def complete(self, prompts: Sequence[Sequence[int]], max_new_tokens: int | None = None,
+                 stop: Sequence[str] = ()) -> list[str]:
         """The raw greedy continuation of each prompt (token ids of :meth:`encode`), up to the
-        end-of-generation token or ``max_new_tokens`` (default: the generator's) tokens.
+        end-of-generation token, ``max_new_tokens`` (default: the generator's) tokens or the
+        first of the ``stop`` strings (excluded).
 
         Raises:
             RagsiftError: a prompt does not fit the context window with its new tokens.
@@ -124,7 +134,8 @@ class LlamaCppGenerator(TextGenerator):
             self.llm.reset()  # no KV-cache reuse: an answer depends on its prompt alone
             try:
                 output = self.llm.create_completion(list(ids), max_tokens=limit,
-                                                    temperature=0.0, repeat_penalty=1.0)
+                                                    temperature=0.0, repeat_penalty=1.0,
+                                                    stop=list(stop) or None)
             except ValueError as exc:
                 raise RagsiftError(f"{self.model_path.name}: {exc} (prompt of {len(ids)} "
                                    f"tokens, {limit} new; n_ctx {self.llm.n_ctx()})") from None

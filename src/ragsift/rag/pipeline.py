@@ -20,17 +20,24 @@ Stages (each swappable from a :class:`RagConfig`):
    ``threshold``, calibrated when the model has a calibration), ``all`` passages in their given
    order, ``gold`` (the supporting passages), or ``none`` (no context);
 4. generator: :func:`ragsift.rag.generator.load_generator` (transformers, llama.cpp or an
-   OpenAI-compatible server).
+   OpenAI-compatible server), prompted with the config's templates, few-shot examples and stop
+   sequences (:class:`ragsift.rag.prompts.PromptFormat`), its answer extracted from the raw text
+   (``answer_extraction``). ``server_options`` (``KEY=VALUE`` items) go into every request to an
+   OpenAI-compatible server; ``threads`` sets llama.cpp's thread count.
 
 Outputs in the run folder: ``rankings.jsonl`` (per question: scores and order of each stage),
 ``predictions.jsonl`` (answer, gold, selected passages, EM, F1) and ``metrics.json`` (mean EM,
 F1, supporting recall@k of the final ranking, and the selected passages' supporting recall).
 
-Generation, the slow stage, resumes: each batch of answers is appended to ``answers.jsonl`` in
-the run folder as soon as it is generated, keyed by a hash of the generator's weights and
-``max_new_tokens`` and the prompt's token ids (question, selected passages, passage cut). A
-rerun in the same folder (after a crash, with more questions, or with another ranking stage)
-generates only the answers it does not find there.
+Generation, the slow stage, resumes: each batch of raw generations is appended to
+``answers.jsonl`` in the run folder as soon as it is generated (one ``write`` of whole lines to
+a file opened for appending, then ``fsync``), keyed by a hash of the generator's fingerprint
+(weights or server and model, ``max_new_tokens``), the stop sequences and the prompt (token ids
+or messages: few-shot turns, question, selected passages, passage cut). A rerun in the same
+folder (after a crash or a kill, with more questions, or with another ranking stage) generates
+only the answers it does not find there; a last line cut by a crash is ignored. The answer is
+extracted from the cached text at every run, so changing ``answer_extraction`` regenerates
+nothing.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -50,6 +58,13 @@ from ragsift.atomic import atomic_file
 from ragsift.data.qa import Paragraph, QAExample
 from ragsift.rag.generator import TextGenerator, load_generator
 from ragsift.rag.metrics import exact_match, supporting_recall, token_f1
+from ragsift.rag.prompts import (
+    DEFAULT_FEW_SHOT,
+    DEFAULT_STOP,
+    DEFAULT_TEMPLATE,
+    DEFAULT_TEMPLATE_NO_CONTEXT,
+    PromptFormat,
+)
 
 logger = logging.getLogger(__name__)
 ANSWERS = "answers.jsonl"
@@ -57,13 +72,20 @@ ANSWERS = "answers.jsonl"
 
 @dataclass
 class RagConfig:
-    """Which model runs at each stage (see the module docstring)."""
+    """Which model runs at each stage, and how the generator is prompted (see the module
+    docstring and :mod:`ragsift.rag.prompts`).
+
+    Raises:
+        ragsift.rag.prompts.PromptError: a prompt key that cannot work (the message starts
+            with the key).
+        RagsiftError: a ``server_options`` item that is not ``KEY=VALUE``.
+    """
 
     retriever: str = "bm25"
     expansion: Literal["none", "hyde", "gar"] = "none"
     expansion_tokens: int = 64
     reranker: str = ""
-    reranker_max_length: int = 0
+    reranker_max_length: int | None = None
     selector: Literal["top-k", "threshold", "all", "gold", "none"] = "top-k"
     k: int = 1
     threshold: float = 0.5
@@ -73,10 +95,46 @@ class RagConfig:
     max_new_tokens: int = 32
     batch_size: int = 8
     max_passage_tokens: int = 256
+    prompt_template: str = DEFAULT_TEMPLATE
+    prompt_template_no_context: str = DEFAULT_TEMPLATE_NO_CONTEXT
+    few_shot: list[list[str]] = field(default_factory=lambda: [list(e) for e in DEFAULT_FEW_SHOT])
+    stop: list[str] = field(default_factory=lambda: list(DEFAULT_STOP))
+    answer_extraction: Literal["short", "first-line"] = "short"
+    use_chat_template: bool = False
+    server_options: list[str] = field(default_factory=list)
+    timeout: float = 120.0
+    threads: int = 0
     recall_at: list[int] = field(default_factory=lambda: [1, 2, 5])
     collection: str = ""
     collection_retriever: str = ""
     candidates: int = 20
+
+    def __post_init__(self) -> None:
+        self.prompt_format()
+        from ragsift.rag.openai_generator import server_options
+
+        server_options(self.server_options)
+
+    def prompt_format(self) -> PromptFormat:
+        """The generator's prompt settings of this config."""
+        return PromptFormat(self.prompt_template, self.prompt_template_no_context,
+                            tuple(tuple(e) for e in self.few_shot), tuple(self.stop),
+                            self.answer_extraction, self.use_chat_template)
+
+    def generator_options(self) -> dict:
+        """Keyword arguments of :func:`ragsift.rag.generator.load_generator` for
+        ``generator`` (the backend-specific ones only for its backend)."""
+        options = {"base_url": self.base_url, "api_key_env": self.api_key_env,
+                   "max_new_tokens": self.max_new_tokens, "batch_size": self.batch_size,
+                   "max_passage_tokens": self.max_passage_tokens,
+                   "prompt_format": self.prompt_format()}
+        if self.generator.startswith("openai:"):
+            from ragsift.rag.openai_generator import server_options
+
+            options.update(timeout=self.timeout, extra_body=server_options(self.server_options))
+        elif self.threads and not self.generator.startswith("transformers:"):
+            options["n_threads"] = self.threads
+        return options
 
 
 def retrieval_scores(spec: str, examples: list[QAExample],
@@ -131,11 +189,8 @@ class Pipeline:
         """The generator of ``config.generator`` (:func:`ragsift.rag.generator.load_generator`),
         loaded once."""
         if self._generator is None:
-            config = self.config
-            self._generator = load_generator(
-                config.generator, base_url=config.base_url, api_key_env=config.api_key_env,
-                max_new_tokens=config.max_new_tokens, batch_size=config.batch_size,
-                max_passage_tokens=config.max_passage_tokens)
+            self._generator = load_generator(self.config.generator,
+                                             **self.config.generator_options())
         return self._generator
 
     def expansions(self, examples: list[QAExample]) -> list[str] | None:
@@ -196,7 +251,7 @@ class Pipeline:
             from ragsift.rerank import Reranker
 
             options = {"max_length": config.reranker_max_length} \
-                if config.reranker_max_length else {}
+                if config.reranker_max_length is not None else {}
             reranker = Reranker.load(config.reranker, **options)
             for row, example in zip(rows, examples):
                 pairs = [(example.question, p.full_text()) for p in example.paragraphs]
@@ -226,39 +281,30 @@ class Pipeline:
 
     def answers(self, questions: list[str], contexts: list[list[str]], cache: Path
                 ) -> list[str]:
-        """One answer per question, read from the jsonl ``cache`` when there, otherwise
-        generated in chunks that are appended to it as they finish (a line cut by a crash is
-        ignored on the next read). Rows are ``{"key", "answer"}``; the key hashes the
-        generator's fingerprint and the prompt's token ids, which fix a greedy answer."""
-        known: dict[str, str] = {}
-        text = cache.read_text(encoding="utf-8") if cache.is_file() else ""
-        for line in text.splitlines():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            known[row["key"]] = row["answer"]
+        """One answer per question: the generator's raw text, read from the jsonl ``cache``
+        when there, otherwise generated in chunks that are appended to it as they finish,
+        then the answer extraction of the prompt format. Rows are ``{"key", "text"}``; the key
+        hashes the generator's fingerprint, the stop sequences and the prompt, which fix a
+        greedy generation (see the module docstring)."""
         generator = self.generator()
+        fmt = generator.prompt_format
+        known = read_cache(cache)
         prompts = [generator.prompt(q, c) for q, c in zip(questions, contexts)]
-        keys = [hashlib.sha256(json.dumps([generator.fingerprint(), ids]).encode()).hexdigest()
-                for ids in prompts]
+        keys = [hashlib.sha256(json.dumps([generator.fingerprint(), list(fmt.stop), prompt])
+                               .encode()).hexdigest() for prompt in prompts]
         todo = sorted({key: i for i, key in enumerate(keys) if key not in known}.values())
         if len(todo) < len(keys):
             logger.info("%d of %d answers read from %s", len(keys) - len(todo), len(keys), cache)
         chunk = 4 * self.config.batch_size
-        with cache.open("a", encoding="utf-8") as handle, \
-                tqdm(total=len(todo), desc="generate", unit="question") as progress:
-            if text and not text.endswith("\n"):
-                handle.write("\n")
+        with tqdm(total=len(todo), desc="generate", unit="question") as progress:
             for start in range(0, len(todo), chunk):
                 part = todo[start:start + chunk]
-                for i, answer in zip(part, generator.answer([prompts[i] for i in part])):
-                    known[keys[i]] = answer
-                    handle.write(json.dumps({"key": keys[i], "answer": answer},
-                                            ensure_ascii=False) + "\n")
-                handle.flush()
+                texts = generator.complete([prompts[i] for i in part], stop=fmt.stop)
+                rows = [{"key": keys[i], "text": text} for i, text in zip(part, texts)]
+                append_rows(cache, rows)
+                known.update((row["key"], row["text"]) for row in rows)
                 progress.update(len(part))
-        return [known[key] for key in keys]
+        return [fmt.extract(known[key], question) for key, question in zip(keys, questions)]
 
     def run(self, examples: list[QAExample], out: str | Path) -> dict:
         """Run the chain, write the three output files into ``out``; returns the metrics."""
@@ -303,3 +349,43 @@ class Pipeline:
         logger.info("RAG over %d questions: EM %.4f, F1 %.4f; wrote %s", len(examples),
                     metrics["em"], metrics["f1"], out)
         return metrics
+
+
+def read_cache(path: Path) -> dict[str, str]:
+    """``key -> text`` of the answer cache at ``path`` (empty when absent); lines that are not
+    a complete ``{"key", "text"}`` row (a line cut by a crash) are skipped."""
+    known: dict[str, str] = {}
+    text = path.read_text(encoding="utf-8") if path.is_file() else ""
+    for line in text.splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict) and isinstance(row.get("key"), str) \
+                and isinstance(row.get("text"), str):
+            known[row["key"]] = row["text"]
+    return known
+
+
+def append_rows(path: Path, rows: list[dict]) -> None:
+    """Append ``rows`` as jsonl lines to ``path`` in one ``write`` to a file opened with
+    ``O_APPEND``, then ``fsync``: a crash loses at most this chunk, whose last line may be cut
+    (then skipped by :func:`read_cache`; a newline is written first so the cut line does not
+    swallow the next row)."""
+    data = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows).encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        if os.fstat(fd).st_size and _last_byte(path) != b"\n":
+            data = b"\n" + data
+        while data:  # a regular file takes it in one call, barring a full disk
+            data = data[os.write(fd, data):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _last_byte(path: Path) -> bytes:
+    """The last byte of the non-empty file ``path``."""
+    with path.open("rb") as handle:
+        handle.seek(-1, os.SEEK_END)
+        return handle.read(1)

@@ -1,7 +1,12 @@
 """LLM rerankers: a causal language model asked whether a passage answers a query.
 
-The prompt (the model's chat template when it has one) ends where the model would answer; the
-raw score is the log-odds of "yes" against "no" at that position:
+The prompt follows a :class:`PromptTemplate` (:data:`TEMPLATES`: ``plain``, the question in the
+model's chat template when it has one; ``qwen3``, Qwen3-Reranker's system prompt with
+``<Instruct>``, ``<Query>`` and ``<Document>``) and ends where the model would answer. A prompt
+is assembled from token ids: the template's prefix, the instruction, query and document
+(tokenized together), then its suffix; a document too long for ``max_length`` loses its end,
+never the instruction, the query or the suffix, so the answer is always read after the suffix.
+The raw score is the log-odds of "yes" against "no" at that position:
 
 ``s = logsumexp_{t in YES} z_t - logsumexp_{t in NO} z_t``
 
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +29,52 @@ import numpy as np
 import torch
 
 from ragsift.models.batching import length_sorted_batches, pad_features
-from ragsift.models.bi_encoder import default_device
 from ragsift.models.causal_lm import left_padded_logits, load_causal_lm
+from ragsift.models.device import default_device
 from ragsift.rerank.base import Reranker
 
-DEFAULT_TEMPLATE = "Query: {query}\nPassage: {passage}\n{instruction}"
-DEFAULT_INSTRUCTION = "Does the passage answer the query? Answer yes or no."
 _YES = ("yes", "Yes", "YES", " yes", " Yes")
 _NO = ("no", "No", "NO", " no", " No")
+_DOCUMENT = "\x00document\x00"  # stands for the document while a chat template is rendered
+
+
+@dataclass(frozen=True)
+class PromptTemplate:
+    """How a (query, document) pair becomes a prompt.
+
+    ``body`` holds ``{instruction}``, ``{query}`` and ``{document}`` (the query before the
+    document, which only fixed text may follow); ``chat``: wrap ``body`` as a user message in
+    the tokenizer's chat template (when it has one; else ``\nAnswer:`` is appended);
+    ``prefix`` and ``suffix`` are written around it as they are (``suffix`` ends where the
+    model answers). ``instruction`` is the default task instruction.
+    ``special_tokens``: let the tokenizer add its own (BOS, [CLS]...) to a prompt that is not
+    a chat.
+    """
+
+    body: str
+    instruction: str
+    prefix: str = ""
+    suffix: str = ""
+    chat: bool = False
+    special_tokens: bool = False
+
+
+#: Prompt layouts by name.
+TEMPLATES: dict[str, PromptTemplate] = {
+    "plain": PromptTemplate(
+        body="Query: {query}\nPassage: {document}\n{instruction}",
+        instruction="Does the passage answer the query? Answer yes or no.",
+        chat=True, special_tokens=True),
+    # the layout Qwen3-Reranker models were trained with
+    "qwen3": PromptTemplate(
+        prefix="<|im_start|>system\nJudge whether the Document meets the requirements based "
+               "on the Query and the Instruct provided. Note that the answer can only be "
+               '"yes" or "no".<|im_end|>\n<|im_start|>user\n',
+        body="<Instruct>: {instruction}\n<Query>: {query}\n<Document>: {document}",
+        suffix="<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n",
+        instruction="Given a web search query, retrieve relevant passages that answer the "
+                    "query"),
+}
 
 
 def single_token_ids(tokenizer: Any, words: Sequence[str]) -> list[int]:
@@ -44,9 +88,10 @@ class CausalLMReranker(Reranker):
 
     Args:
         model, tokenizer: a transformers causal LM and its tokenizer.
-        template: the user message, with ``{query}``, ``{passage}`` and ``{instruction}``.
-        instruction: the question asked about each pair.
-        max_length: most tokens per prompt; longer passages are windowed by the base class.
+        template: a :data:`TEMPLATES` name or a :class:`PromptTemplate`.
+        instruction: the question asked about each pair (default: the template's).
+        max_length: most tokens per prompt; longer passages are windowed by the base class,
+            and a prompt never exceeds it (the document is cut, see the module docstring).
 
     Example:
         >>> reranker = Reranker.load("smollm2-135m")  # doctest: +SKIP
@@ -55,12 +100,17 @@ class CausalLMReranker(Reranker):
 
     def __init__(self, model: torch.nn.Module, tokenizer: Any, *, max_length: int = 1024,
                  batch_size: int = 8, max_batch_tokens: int = 8192,
-                 template: str = DEFAULT_TEMPLATE, instruction: str = DEFAULT_INSTRUCTION,
+                 template: str | PromptTemplate = "plain", instruction: str | None = None,
                  device: str | None = None, backend: str = "torch", threads: int | None = None,
                  **options: Any) -> None:
         super().__init__(**options)
         if backend != "torch":
             raise ValueError(f"LLM rerankers run on the torch backend only, not {backend!r}")
+        if isinstance(template, str):
+            if template not in TEMPLATES:
+                raise ValueError(f"unknown LLM reranker template {template!r}; choose from "
+                                 f"{sorted(TEMPLATES)}")
+            template = TEMPLATES[template]
         if threads:
             torch.set_num_threads(threads)
         self.device = torch.device(device or default_device())
@@ -68,13 +118,18 @@ class CausalLMReranker(Reranker):
         self._tokenizer = tokenizer
         self.max_length = max_length
         self.batch_size, self.max_batch_tokens = batch_size, max_batch_tokens
-        self.template, self.instruction = template, instruction
+        self.template = template
+        self.instruction = template.instruction if instruction is None else instruction
         self.yes_ids = single_token_ids(tokenizer, _YES)
         self.no_ids = single_token_ids(tokenizer, _NO)
         if not self.yes_ids or not self.no_ids:
             raise ValueError("the tokenizer has no single-token spelling of 'yes' or of 'no'")
         pad = tokenizer.pad_token_id
         self.pad_id = pad if pad is not None else tokenizer.eos_token_id or 0
+        self._head, self._tail = self._frame()
+        self._tail_ids = self._ids(self._tail)
+        self._specials = (tokenizer.num_special_tokens_to_add(pair=False)
+                          if template.special_tokens and not self._is_chat else 0)
 
     @classmethod
     def from_pretrained(cls, name: str | os.PathLike[str], *, gguf_file: str | None = None,
@@ -88,36 +143,65 @@ class CausalLMReranker(Reranker):
     def tokenizer(self) -> Any:
         return self._tokenizer
 
-    def prompt(self, query: str, passage: str) -> str:
-        """The full text fed to the model for one pair, up to where it answers."""
-        message = self.template.format(query=query, passage=passage,
-                                       instruction=self.instruction)
-        if getattr(self._tokenizer, "chat_template", None):
-            return self._tokenizer.apply_chat_template(
+    @property
+    def _is_chat(self) -> bool:
+        return self.template.chat and bool(getattr(self._tokenizer, "chat_template", None))
+
+    def _frame(self) -> tuple[str, str]:
+        """The prompt's text before and after the document (chat wrapping included), the
+        instruction filled in and ``{query}`` still to fill."""
+        template = self.template
+        message = template.body.replace("{instruction}", self.instruction).replace(
+            "{document}", _DOCUMENT)
+        if self._is_chat:
+            message = self._tokenizer.apply_chat_template(
                 [{"role": "user", "content": message}], tokenize=False,
                 add_generation_prompt=True)
-        return f"{message}\nAnswer:"
+        elif template.chat:
+            message += "\nAnswer:"
+        before, after = (template.prefix + message + template.suffix).split(_DOCUMENT)
+        return before, after
 
-    def _encode(self, texts: list[str]) -> list[list[int]]:
-        # A chat template already holds the special tokens; a plain prompt gets the tokenizer's.
-        specials = not getattr(self._tokenizer, "chat_template", None)
-        return self._tokenizer(texts, add_special_tokens=specials,
-                               return_attention_mask=False)["input_ids"]
+    def _ids(self, text: str) -> list[int]:
+        return self._tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def prompt(self, query: str, passage: str) -> str:
+        """The full text fed to the model for one pair, up to where it answers (before any
+        cut of the passage)."""
+        return self._query_part(query) + passage + self._tail
+
+    def _query_part(self, query: str) -> str:
+        return self._head.replace("{query}", query)
 
     def passage_budget(self, query: str) -> int:
-        return self.max_length - len(self._encode([self.prompt(query, "")])[0])
+        return (self.max_length - self._specials - len(self._tail_ids)
+                - len(self._ids(self._query_part(query))))
 
     def encode_prompts(self, pairs: Sequence[tuple[str, str]]) -> list[list[int]]:
-        """Token ids of each pair's prompt, the passage cut to fit :attr:`max_length`."""
-        ids = []
+        """Token ids of each pair's prompt, at most :attr:`max_length`: the text before the
+        passage and the passage are tokenized together, the passage's end cut to fit, and
+        the suffix's tokens follow (so the prompt always ends where the model answers)."""
+        out = []
+        room = self.max_length - self._specials - len(self._tail_ids)
         for query, passage in pairs:
-            budget = self.passage_budget(query)
-            tokens = self._tokenizer(passage, add_special_tokens=False,
-                                     return_offsets_mapping=True)["offset_mapping"]
-            if len(tokens) > budget:
-                passage = passage[:tokens[max(budget, 1) - 1][1]]
-            ids.append(self._encode([self.prompt(query, passage)])[0])
-        return ids
+            head = self._query_part(query)
+            encoded = self._tokenizer(head + passage, add_special_tokens=self._specials > 0,
+                                      return_offsets_mapping=True,
+                                      return_special_tokens_mask=True, verbose=False)
+            ids, special = encoded["input_ids"], encoded["special_tokens_mask"]
+            lead = next((i for i, flag in enumerate(special) if not flag), len(ids))
+            end = len(ids) - next((i for i, flag in enumerate(reversed(special)) if not flag),
+                                  len(ids))
+            fixed = sum(1 for start, _ in encoded["offset_mapping"][lead:end]
+                        if start < len(head))
+            if fixed > room:
+                raise ValueError(f"query too long: {fixed} prompt tokens before the passage "
+                                 f"and {len(self._tail_ids)} after exceed max_length "
+                                 f"{self.max_length}")
+            # specials the tokenizer adds (BOS, [CLS] / [SEP]) stay where it puts them
+            out.append(ids[:lead] + ids[lead:min(end, lead + room)] + self._tail_ids
+                       + ids[max(end, lead):])
+        return out
 
     def log_odds(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """``logsumexp z_yes - logsumexp z_no`` at the last position of a left-padded batch
@@ -130,7 +214,7 @@ class CausalLMReranker(Reranker):
         return torch.logsumexp(logits[:, yes], 1) - torch.logsumexp(logits[:, no], 1)
 
     def score_fitted(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
-        encoded = self._encode([self.prompt(q, p) for q, p in pairs])
+        encoded = self.encode_prompts(pairs)
         out = np.zeros(len(pairs), dtype=np.float32)
         batches = length_sorted_batches([len(e) for e in encoded], self.batch_size,
                                         self.max_batch_tokens)

@@ -22,7 +22,7 @@ import torch
 
 from ragsift.atomic import atomic_dir
 from ragsift.models.batching import length_sorted_batches, model_max_length, pad_features
-from ragsift.models.bi_encoder import default_device
+from ragsift.models.device import default_device
 from ragsift.models.hub import resolve_model
 from ragsift.models.onnx import Backend, backend_session
 from ragsift.rerank.base import Reranker

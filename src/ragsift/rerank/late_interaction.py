@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ragsift.atomic import atomic_dir
-from ragsift.models.bi_encoder import default_device
+from ragsift.models.device import default_device
 from ragsift.models.hub import resolve_model
 from ragsift.models.late_interaction import LateInteractionModel, is_late_interaction_folder
 from ragsift.models.maxsim import maxsim_paired

@@ -1,7 +1,8 @@
-"""Retrievers: one interface (:class:`Retriever`) over BM25, dense, ColBERT and hybrid retrieval.
+"""Retrievers: one interface (:class:`Retriever`) over BM25, dense, ColBERT, SPLADE and hybrid
+retrieval.
 
 :func:`build_retriever` turns a CLI spec (``bm25``, ``dense:MODEL``, ``hybrid:bm25+dense:MODEL``)
-into a retriever.
+into a retriever; :data:`KINDS` is the table of kinds it reads.
 """
 
 from ragsift.retrieve.base import Retriever
@@ -11,14 +12,16 @@ from ragsift.retrieve.fusion import convex, rrf
 from ragsift.retrieve.hybrid import HybridRetriever
 from ragsift.retrieve.late_interaction import LateInteractionRetriever
 from ragsift.retrieve.sparse import SparseRetriever
-from ragsift.retrieve.spec import build_retriever, parse_spec
+from ragsift.retrieve.spec import KINDS, RetrieverKind, build_retriever, parse_spec
 
 __all__ = [
+    "KINDS",
     "BM25Retriever",
     "DenseRetriever",
     "HybridRetriever",
     "LateInteractionRetriever",
     "Retriever",
+    "RetrieverKind",
     "SparseRetriever",
     "build_retriever",
     "convex",

@@ -27,6 +27,7 @@ import bm25s
 import numpy as np
 from bm25s.tokenization import Tokenizer
 
+from ragsift.errors import UsageError
 from ragsift.retrieve.base import Retriever
 from ragsift.types import Corpus, Queries, Run
 
@@ -80,7 +81,7 @@ class BM25Retriever(Retriever):
         show_progress: bool = False,
     ) -> None:
         if method not in METHODS:
-            raise ValueError(f"unknown BM25 method {method!r}; choose one of {METHODS}")
+            raise UsageError(f"unknown BM25 method {method!r}; choose one of {METHODS}")
         self.method = method
         self.k1, self.b, self.delta = k1, b, delta
         self.stopwords, self.stemmer, self.lower = stopwords, stemmer, lower

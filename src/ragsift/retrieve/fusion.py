@@ -16,6 +16,7 @@ from typing import Literal
 
 import numpy as np
 
+from ragsift.errors import UsageError
 from ragsift.types import Run
 
 Normalization = Literal["minmax", "zscore"]
@@ -25,7 +26,7 @@ def _weights(runs: Sequence[Run], weights: Sequence[float] | None) -> list[float
     if weights is None:
         return [1.0] * len(runs)
     if len(weights) != len(runs):
-        raise ValueError(f"{len(weights)} weights for {len(runs)} runs")
+        raise UsageError(f"{len(weights)} weights for {len(runs)} runs")
     return [float(w) for w in weights]
 
 
@@ -69,7 +70,7 @@ def normalize_scores(scores: dict[str, float], method: Normalization) -> dict[st
         std = values.std()
         normed = (values - values.mean()) / std if std > 0 else np.zeros_like(values)
     else:
-        raise ValueError(f"unknown normalization {method!r}; choose 'minmax' or 'zscore'")
+        raise UsageError(f"unknown normalization {method!r}; choose 'minmax' or 'zscore'")
     return dict(zip(scores, normed.tolist()))
 
 

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from ragsift.errors import UsageError
 from ragsift.retrieve.base import Retriever
 from ragsift.retrieve.fusion import Normalization, convex, rrf
 from ragsift.types import Corpus, Queries, Run, top_k
@@ -41,11 +42,12 @@ class HybridRetriever(Retriever):
         normalization: Normalization = "minmax",
     ) -> None:
         if len(retrievers) < 2:
-            raise ValueError("a hybrid retriever needs at least two retrievers")
+            raise UsageError("a hybrid retriever needs at least two retrievers")
         if fusion not in ("rrf", "convex"):
-            raise ValueError(f"unknown fusion {fusion!r}; choose 'rrf' or 'convex'")
+            raise UsageError(f"unknown fusion {fusion!r}; choose 'rrf' or 'convex'")
         if weights is not None and len(weights) != len(retrievers):
-            raise ValueError(f"{len(weights)} weights for {len(retrievers)} retrievers")
+            raise UsageError(f"{len(weights)} fusion weights for {len(retrievers)} retrievers: "
+                             "give one weight per hybrid member")
         self.retrievers = list(retrievers)
         self.fusion = fusion
         self.weights = list(weights) if weights is not None else None

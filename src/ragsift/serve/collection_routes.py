@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 from ragsift.collection import Collection
 from ragsift.errors import DataFormatError
 from ragsift.retrieve.filters import Filter, FilterError
+from ragsift.serve.guards import unprocessable
 from ragsift.serve.schemas import Text
 
 FilterBody = dict[str, Any] | list[str] | str | None
@@ -80,11 +81,6 @@ class DeleteResponse(BaseModel):
     generation: int
 
 
-def _unprocessable(loc: list[Any], message: str) -> HTTPException:
-    return HTTPException(422, detail=[{"loc": ["body", *loc], "msg": message,
-                                       "type": "value_error"}])
-
-
 def add_collection_routes(app: FastAPI, collection: Collection, guarded: list[Any],
                           max_documents: int) -> None:
     """Register the collection's endpoints on ``app`` (writes behind ``guarded``)."""
@@ -96,13 +92,13 @@ def add_collection_routes(app: FastAPI, collection: Collection, guarded: list[An
         try:
             parsed = Filter.parse(body.filter)
         except FilterError as exc:
-            raise _unprocessable(["filter"], str(exc)) from None
+            raise unprocessable(str(exc), ["filter"]) from None
         generation = collection.generation
         try:
             hits = await asyncio.to_thread(collection.search, body.query, body.k, parsed,
                                            body.unit, body.retriever)
         except ValueError as exc:
-            raise _unprocessable(["retriever"], str(exc)) from None
+            raise unprocessable(str(exc), ["retriever"]) from None
         return CollectionSearchResponse(results=[CollectionHit(**h.to_dict()) for h in hits],
                                         generation=generation)
 
@@ -115,8 +111,8 @@ def add_collection_routes(app: FastAPI, collection: Collection, guarded: list[An
             result = await asyncio.to_thread(collection.add, body.documents)
         except DataFormatError as exc:
             where = ["documents"] + ([exc.line - 1] if exc.line else [])
-            raise _unprocessable(where + ([exc.field] if exc.field else []),
-                                 exc.message) from None
+            raise unprocessable(exc.message,
+                                where + ([exc.field] if exc.field else [])) from None
         return DocumentsResponse(added=result.added, replaced=result.replaced,
                                  unchanged=result.unchanged, chunks=result.chunks,
                                  generation=result.generation)

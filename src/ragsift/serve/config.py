@@ -127,12 +127,17 @@ class ServeConfig:
         Raises:
             DataFormatError: invalid YAML (anchors, aliases and duplicate keys included), an
                 unknown key, a value of the wrong type, or an ``index.embedder`` that names no
-                embedder; the error names file and key.
+                embedder; the error names file, line and key. The file is read by the loader
+                of every ragsift config (:func:`ragsift.config_file.read_yaml_located`).
         """
-        from ragsift.config_file import read_yaml
+        from ragsift.config_file import locate, read_yaml_located
 
         path = Path(path)
-        return cls.from_dict(read_yaml(path) or {}, path)
+        data, lines = read_yaml_located(path)
+        try:
+            return cls.from_dict(data or {}, path)
+        except DataFormatError as exc:
+            raise locate(exc, path, lines) from None
 
     @classmethod
     def from_dict(cls, data: Any, source: str | os.PathLike[str] = "<config>") -> ServeConfig:

@@ -1,9 +1,11 @@
-"""Training configurations: YAML files parsed into validated dataclasses, one per task.
+"""Training configurations: YAML files parsed into validated dataclasses, one per task, and
+:data:`TASKS`, the table of training tasks.
 
 A config file holds the keys of the task's dataclass at the top level; an unknown or repeated
 key, a value of the wrong type and a number out of range (:data:`LIMITS`) are errors that
-name the file, its line and the key (:mod:`ragsift.config_file`). Command-line flags override
-the file.
+name the file, its line and the key (:mod:`ragsift.config_file`). ``None`` (YAML ``null``, or
+the key left out) means "not set" for the ``Optional`` keys. Command-line flags override the
+file. Every key carries its help text, which ``ragsift train TASK --help`` prints.
 
 Example ``configs/embedding-scifact.yaml``::
 
@@ -15,96 +17,90 @@ Example ``configs/embedding-scifact.yaml``::
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from ragsift.config_file import Range, load_dataclass
-from ragsift.errors import RagsiftError
+from ragsift.config_file import Range, load_dataclass, setting
+from ragsift.errors import RagsiftError, UsageError
+from ragsift.train.registry import Entry, GroupLoss
 
-Task = Literal["embedding", "reranker", "colbert", "llm-reranker", "vector-distill"]
+Distill = Literal["kl", "margin-mse"]
 
 
 @dataclass
 class TrainConfig:
-    """Settings every task shares.
+    """Settings every task shares."""
 
-    Data: ``data`` is a training jsonl or a BEIR folder (``split`` qrels give positives, BM25
-    ranks ``negatives_skip+1 .. negatives_skip+negatives_depth`` give negatives).
-    Evaluation: ``eval_data`` (a BEIR folder) is scored with nDCG@10 on ``eval_split`` every
-    ``eval_steps`` and at the end, on at most ``eval_queries`` queries; ``eval_at_start`` also
-    scores the starting model (step 0), the baseline of the run.
-    Speed: ``attention_dropout`` >= 0 replaces the encoder's attention dropout (-1: keep the
-    model's); 0 lets PyTorch use its fused attention kernel on CPUs (see
-    :mod:`ragsift.models.dropout`).
-    """
-
-    model: str = ""
-    data: str = ""
-    out: str = ""
-    split: str = "train"
-    negatives: int = 7
-    negatives_depth: int = 30
-    negatives_skip: int = 0
-    max_steps: int = -1
-    epochs: float = 1.0
-    batch_size: int = 16
-    gradient_accumulation_steps: int = 1
-    learning_rate: float = 2e-5
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.01
-    max_grad_norm: float = 1.0
-    seed: int = 0
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
-    gradient_checkpointing: bool = False
-    save_steps: int = 500
-    save_total_limit: int = 2
-    logging_steps: int = 10
-    eval_data: str = ""
-    eval_split: str = "test"
-    eval_steps: int = 0
-    eval_at_start: bool = False
-    eval_queries: int = 200
-    eval_k: int = 50
-    resume: bool = True
-    query_max_length: int = 64
-    max_length: int = 256
-    attention_dropout: float = -1.0
-
-    @property
-    def attention_dropout_rate(self) -> float | None:
-        """``attention_dropout``, or ``None`` (keep the model's own) when it is negative."""
-        return None if self.attention_dropout < 0 else self.attention_dropout
+    model: str = setting("", "starting model: a folder, packaged name or hub id (required)")
+    data: str = setting("", "a BEIR folder (qrels positives + BM25 negatives) or a training "
+                            "jsonl (required)")
+    out: str = setting("", "folder the trained model is written to (required)")
+    split: str = setting("train", "qrels split of a BEIR folder to train on")
+    negatives: int = setting(7, "hard negatives per positive")
+    negatives_depth: int = setting(30, "BM25 ranks negatives are drawn from (after the skip)")
+    negatives_skip: int = setting(0, "BM25 ranks skipped before drawing negatives")
+    max_steps: int | None = setting(None, "optimizer steps (null: `epochs` decide)")
+    epochs: float = setting(1.0, "passes over the data (when max_steps is null)")
+    batch_size: int = setting(16, "queries (groups) per device step")
+    gradient_accumulation_steps: int = setting(1, "device steps per optimizer step")
+    learning_rate: float = setting(2e-5, "peak learning rate (linear warmup and decay)")
+    warmup_ratio: float = setting(0.1, "fraction of the steps spent warming up")
+    weight_decay: float = setting(0.01, "AdamW weight decay")
+    max_grad_norm: float = setting(1.0, "gradient clipping norm")
+    seed: int = setting(0, "seed of weights, negatives and data order")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = setting(
+        "auto", "auto: bf16 on GPUs that support it, else fp32")
+    gradient_checkpointing: bool = setting(False, "recompute activations to save memory")
+    save_steps: int = setting(500, "checkpoint every this many steps")
+    save_total_limit: int = setting(2, "checkpoints kept")
+    logging_steps: int = setting(10, "log the loss every this many steps")
+    eval_data: str | None = setting(None, "BEIR folder scored with nDCG@10 during training "
+                                          "(null: no evaluation)")
+    eval_split: str = setting("test", "qrels split of eval_data")
+    eval_steps: int | None = setting(None, "evaluate every this many steps (null: only at the "
+                                           "end)")
+    eval_at_start: bool = setting(False, "also score the starting model (step 0)")
+    eval_queries: int = setting(200, "evaluate on the first this many judged queries")
+    eval_k: int = setting(50, "BM25 candidates per evaluation query")
+    resume: bool = setting(True, "resume from the last complete checkpoint")
+    query_max_length: int = setting(64, "most tokens per query")
+    max_length: int = setting(256, "most tokens per document (per pair for cross-encoders)")
+    attention_dropout: float | None = setting(
+        None, "replace the encoder's attention dropout (null: keep the model's); 0 lets "
+              "PyTorch use its fused attention kernel on CPUs")
 
 
 @dataclass
 class LoraSettings:
-    """LoRA adapters (peft) instead of full fine-tuning when ``lora_r`` > 0; merged on save."""
+    """LoRA adapters (peft) instead of full fine-tuning; merged on save."""
 
-    lora_r: int = 0
-    lora_alpha: int = 16
-    lora_dropout: float = 0.05
-    lora_targets: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj",
-                                                             "o_proj"])
+    lora_r: int | None = setting(None, "LoRA rank (null: full fine-tuning)")
+    lora_alpha: int = setting(16, "LoRA scaling alpha")
+    lora_dropout: float = setting(0.05, "dropout on the LoRA path")
+    lora_targets: list[str] = setting(default_factory=lambda: ["q_proj", "k_proj", "v_proj",
+                                                               "o_proj"],
+                                      help="module names that get adapters")
 
 
 @dataclass
 class DistillSettings:
     """Distillation from teacher scores in the data (``distill``, set per task): KL compares
     ``softmax(t / T_t)`` with ``softmax(s / T)`` where ``T`` is ``distill_temperature`` and
-    ``T_t`` is ``distill_teacher_temperature`` (0: the same ``T``), for a teacher whose scores
-    live on another scale than the student's. A fresh cross-encoder head learns a cosine
-    teacher fastest with the same small ``T`` (0.05) on both sides; the saved cross-encoder has
-    ``1 / T`` folded into its head (docs/training.md has the measurements).
+    ``T_t`` is ``distill_teacher_temperature`` (``None``: the same ``T``), for a teacher whose
+    scores live on another scale than the student's. The saved cross-encoder has ``1 / T``
+    folded into its head.
 
     ``distill_label_weight`` ``w`` > 0 adds the labels (the positive, column 0 of each group)
     to the teacher: ``T^2 * w * CE(softmax(s / T), positive)`` on top of the distillation loss,
     Hinton et al.'s soft + hard targets, which corrects groups where the teacher ranks a
     negative above the judged positive."""
 
-    distill_temperature: float = 1.0
-    distill_teacher_temperature: float = 0.0
-    distill_label_weight: float = 0.0
+    distill_temperature: float = setting(1.0, "student temperature T of the KL loss")
+    distill_teacher_temperature: float | None = setting(
+        None, "teacher temperature of the KL loss (null: the student's)")
+    distill_label_weight: float = setting(0.0, "weight of the label cross-entropy added to "
+                                               "the distillation loss")
 
 
 @dataclass
@@ -117,33 +113,47 @@ class EmbeddingConfig(TrainConfig, LoraSettings, DistillSettings):
     ``distill_label_weight`` ``w`` adds ``w`` times the InfoNCE above.
     """
 
-    temperature: float = 0.05
-    symmetric: bool = False
-    gather: bool = True
-    matryoshka_dims: list[int] = field(default_factory=list)
-    matryoshka_weights: list[float] = field(default_factory=list)
-    grad_cache_chunk: int = 0
-    distill: Literal["", "kl", "margin-mse"] = ""
-    pooling: Literal["", "mean", "max", "cls", "mean_sqrt_len", "lasttoken"] = ""
-    query_prompt: str = ""
-    document_prompt: str = ""
+    temperature: float = setting(0.05, "InfoNCE temperature")
+    symmetric: bool = setting(False, "add the document-to-query InfoNCE")
+    gather: bool = setting(True, "share documents across processes under torchrun")
+    matryoshka_dims: list[int] = setting(default_factory=list,
+                                         help="MRL dimensions (empty: no MRL)")
+    matryoshka_weights: list[float] = setting(default_factory=list,
+                                              help="MRL weight per dimension (empty: all 1)")
+    grad_cache_chunk: int | None = setting(None, "GradCache chunk rows (null: whole batch)")
+    distill: Distill | None = setting(None, "loss on teacher scores (null: labels only)")
+    pooling: Literal["mean", "max", "cls", "mean_sqrt_len", "lasttoken"] | None = setting(
+        None, "pooling (null: the model's own)")
+    query_prompt: str | None = setting(None, "prompt before queries (null: the model's own)")
+    document_prompt: str | None = setting(None, "prompt before documents (null: the model's "
+                                                "own)")
     negatives: int = 1
     batch_size: int = 32
 
 
 @dataclass
-class RerankerConfig(TrainConfig, DistillSettings):
+class GroupLossSettings:
+    """The loss of tasks that score groups of one positive and ``negatives`` negatives
+    (:data:`ragsift.train.registry.GROUP_LOSSES`)."""
+
+    loss: GroupLoss = setting("listwise", "the loss of each group (the group losses above)")
+    lambdaloss_weighting: Literal["ndcg2", "ndcg2++"] = setting(
+        "ndcg2++", "LambdaLoss pair weights: NDCG-Loss2 or NDCG-Loss2++")
+    lambdaloss_mu: float = setting(10.0, "weight of NDCG-Loss2's term in NDCG-Loss2++")
+
+
+@dataclass
+class RerankerConfig(TrainConfig, GroupLossSettings, DistillSettings):
     """Cross-encoder from any encoder (a fresh 1-logit head when it has none): groups of one
-    positive and ``negatives`` negatives, loss ``listwise`` (softmax CE), ``pointwise`` (BCE)
-    or ``ranknet``; with teacher scores in the data, ``distill`` (``kl`` or ``margin-mse``)
-    replaces the label loss (``distill_label_weight`` adds a listwise one back). ``layers``
-    > 0 keeps only ``layers`` of the model's transformer layers (a smaller, faster student
-    initialised from a bigger model): by default (``layers_from: uniform``) ones spread over
-    the depth, the last included, or with ``first`` the bottom ones
-    (:mod:`ragsift.models.layers`). The head reads [CLS], and a model trained with mean pooling
-    (all-MiniLM-L6-v2) only puts the input into [CLS] in its last layer: its spread across
-    inputs relative to its size is 0.02-0.21 after layers 1-5 and 0.94 after layer 6, so a
-    student made of the first layers starts from a constant (docs/training.md).
+    positive and ``negatives`` negatives, scored by ``loss``; with teacher scores in the data,
+    ``distill`` (``kl`` or ``margin-mse``) replaces the label loss (``distill_label_weight``
+    adds a listwise one back). ``layers`` keeps only that many of the model's transformer
+    layers (a smaller, faster student initialised from a bigger model): by default
+    (``layers_from: uniform``) ones spread over the depth, the last included, or with
+    ``first`` the bottom ones (:mod:`ragsift.models.layers`). The head reads [CLS], and a
+    model trained with mean pooling (all-MiniLM-L6-v2) only puts the input into [CLS] in its
+    last layer, so a student made of its first layers starts from a near-constant score
+    (docs/training.md has the measurements).
 
     ``hidden_distill_weight`` ``w`` > 0 (with ``layers``) also teaches the cut student the
     token states of the full model it was cut from, TinyBERT's hidden-state distillation:
@@ -152,11 +162,12 @@ class RerankerConfig(TrainConfig, DistillSettings):
     taken from (:func:`ragsift.train.losses.hidden_state_mse`). The full model runs frozen
     beside the student (about one more forward pass per step); the student alone is saved."""
 
-    loss: Literal["listwise", "pointwise", "ranknet"] = "listwise"
-    distill: Literal["", "kl", "margin-mse"] = ""
-    layers: int = 0
-    layers_from: Literal["first", "uniform"] = "uniform"
-    hidden_distill_weight: float = 0.0
+    distill: Distill | None = setting(None, "loss on teacher scores (null: labels only)")
+    layers: int | None = setting(None, "keep this many transformer layers (null: all)")
+    layers_from: Literal["first", "uniform"] = setting(
+        "uniform", "which layers a cut student keeps")
+    hidden_distill_weight: float = setting(0.0, "weight of the hidden-state loss against the "
+                                                "model the student was cut from")
     batch_size: int = 4
     max_length: int = 384
 
@@ -167,23 +178,30 @@ class ColbertConfig(TrainConfig, DistillSettings):
     ``embedding_size`` projection when the model has none; ``distill`` uses teacher scores;
     ``grad_cache_chunk`` as for embeddings."""
 
-    embedding_size: int = 128
-    temperature: float = 1.0
-    query_length: int = 32
-    document_length: int = 180
-    gather: bool = True
-    distill: Literal["", "kl"] = ""
-    grad_cache_chunk: int = 0
+    embedding_size: int = setting(128, "token vector size of a fresh projection")
+    temperature: float = setting(1.0, "InfoNCE temperature")
+    query_length: int = setting(32, "query tokens (padded with [MASK])")
+    document_length: int = setting(180, "most document tokens")
+    gather: bool = setting(True, "share documents across processes under torchrun")
+    distill: Literal["kl"] | None = setting(None, "loss on teacher scores (null: labels only)")
+    grad_cache_chunk: int | None = setting(None, "GradCache chunk rows (null: whole batch)")
     negatives: int = 1
     batch_size: int = 16
 
 
 @dataclass
-class LLMRerankerConfig(TrainConfig, LoraSettings):
-    """LLM reranker: LoRA adapters (peft) on a causal LM, trained with listwise CE on the yes/no
-    log-odds; the adapters are merged into the saved model, which loads as a plain causal LM."""
+class LLMRerankerConfig(TrainConfig, GroupLossSettings, LoraSettings):
+    """LLM reranker: LoRA adapters (peft) on a causal LM, trained with ``loss`` on the yes/no
+    log-odds; the adapters are merged into the saved model, which loads as a plain causal LM.
+    The prompt follows ``instruction`` (the question asked about each pair) and ``template``
+    (:data:`ragsift.rerank.causal_lm.TEMPLATES`)."""
 
-    lora_r: int = 8
+    template: Literal["plain", "qwen3"] = setting(
+        "plain", "prompt layout: plain (the model's chat template) or qwen3 "
+                 "(Qwen3-Reranker's system prompt, <Instruct>/<Query>/<Document>)")
+    instruction: str | None = setting(None, "the task instruction in the prompt (null: the "
+                                            "template's default)")
+    lora_r: int | None = 8
     negatives: int = 3
     batch_size: int = 2
     learning_rate: float = 2e-4
@@ -199,12 +217,12 @@ class VectorDistillConfig(TrainConfig):
     relative-similarity``; a learned projection maps the student to the teacher's dimension
     for the cosine term (dropped on save)."""
 
-    teacher: str = ""
-    cosine_weight: float = 10.0
-    similarity_weight: float = 200.0
-    relative_weight: float = 20.0
-    relative_margin: float = 0.015
-    max_texts: int = 0
+    teacher: str | None = setting(None, "teacher bi-encoder (required)")
+    cosine_weight: float = setting(10.0, "weight of the cosine loss")
+    similarity_weight: float = setting(200.0, "weight of the similarity-matrix loss")
+    relative_weight: float = setting(20.0, "weight of the relative-similarity loss")
+    relative_margin: float = setting(0.015, "margin of the relative-similarity loss")
+    max_texts: int | None = setting(None, "most training texts (null: all)")
     batch_size: int = 32
 
 
@@ -215,26 +233,50 @@ _FRACTION = Range(0, 1)
 #: The allowed range of every numeric training setting, by key (list fields: of each item).
 LIMITS: dict[str, Range] = {
     "negatives": _AT_LEAST_0, "negatives_depth": _AT_LEAST_1, "negatives_skip": _AT_LEAST_0,
-    "max_steps": Range(-1), "epochs": _POSITIVE, "batch_size": _AT_LEAST_1,
+    "max_steps": _AT_LEAST_1, "epochs": _POSITIVE, "batch_size": _AT_LEAST_1,
     "gradient_accumulation_steps": _AT_LEAST_1, "learning_rate": Range(0, 1, low_open=True),
     "warmup_ratio": _FRACTION, "weight_decay": _AT_LEAST_0, "max_grad_norm": _AT_LEAST_0,
     "seed": Range(0, 2**32 - 1), "save_steps": _AT_LEAST_1, "save_total_limit": _AT_LEAST_0,
-    "logging_steps": _AT_LEAST_1, "eval_steps": _AT_LEAST_0, "eval_queries": _AT_LEAST_1,
+    "logging_steps": _AT_LEAST_1, "eval_steps": _AT_LEAST_1, "eval_queries": _AT_LEAST_1,
     "eval_k": _AT_LEAST_1, "query_max_length": _AT_LEAST_1, "max_length": _AT_LEAST_1,
-    "attention_dropout": Range(-1, 1), "lora_r": _AT_LEAST_0, "lora_alpha": _POSITIVE,
+    "attention_dropout": _FRACTION, "lora_r": _AT_LEAST_1, "lora_alpha": _POSITIVE,
     "lora_dropout": _FRACTION, "distill_temperature": _POSITIVE,
-    "distill_teacher_temperature": _AT_LEAST_0, "distill_label_weight": _AT_LEAST_0,
+    "distill_teacher_temperature": _POSITIVE, "distill_label_weight": _AT_LEAST_0,
     "temperature": _POSITIVE, "matryoshka_dims": _AT_LEAST_1,
-    "matryoshka_weights": _AT_LEAST_0, "grad_cache_chunk": _AT_LEAST_0, "layers": _AT_LEAST_0,
+    "matryoshka_weights": _AT_LEAST_0, "grad_cache_chunk": _AT_LEAST_1, "layers": _AT_LEAST_1,
     "hidden_distill_weight": _AT_LEAST_0, "embedding_size": _AT_LEAST_1,
     "query_length": _AT_LEAST_1, "document_length": _AT_LEAST_1, "cosine_weight": _AT_LEAST_0,
     "similarity_weight": _AT_LEAST_0, "relative_weight": _AT_LEAST_0,
-    "relative_margin": _AT_LEAST_0, "max_texts": _AT_LEAST_0,
+    "relative_margin": _AT_LEAST_0, "max_texts": _AT_LEAST_1, "lambdaloss_mu": _AT_LEAST_0,
 }
 
-CONFIGS: dict[str, type[TrainConfig]] = {
-    "embedding": EmbeddingConfig, "reranker": RerankerConfig, "colbert": ColbertConfig,
-    "llm-reranker": LLMRerankerConfig, "vector-distill": VectorDistillConfig,
+
+@dataclass(frozen=True)
+class TaskEntry(Entry):
+    """A :data:`TASKS` row: the task class (``target``, imported on use), its config class and
+    its one-line ``help``."""
+
+    config: type[TrainConfig] = TrainConfig
+
+
+_TASKS = "ragsift.train.tasks"
+
+#: The training tasks: ``ragsift train`` offers these names, :func:`load_config` parses their
+#: configs and :func:`ragsift.train.tasks.build_task` builds them. A new task is its module in
+#: ``ragsift/train/tasks/``, its config dataclass and one entry here.
+TASKS: dict[str, TaskEntry] = {
+    "embedding": TaskEntry(f"{_TASKS}.embedding:EmbeddingTask",
+                           "bi-encoder (sentence-transformers layout), InfoNCE", EmbeddingConfig),
+    "reranker": TaskEntry(f"{_TASKS}.reranker:RerankerTask",
+                          "cross-encoder (CrossEncoder layout), a group loss", RerankerConfig),
+    "colbert": TaskEntry(f"{_TASKS}.colbert:ColbertTask",
+                         "ColBERT (PyLate layout), MaxSim InfoNCE", ColbertConfig),
+    "llm-reranker": TaskEntry(f"{_TASKS}.llm_reranker:LLMRerankerTask",
+                              "causal-LM reranker, LoRA, a group loss on yes/no log-odds",
+                              LLMRerankerConfig),
+    "vector-distill": TaskEntry(f"{_TASKS}.vector_distill:VectorDistillTask",
+                                "bi-encoder learning a teacher's vectors (Stella/Jasper)",
+                                VectorDistillConfig),
 }
 
 
@@ -243,10 +285,11 @@ def load_config(task: str, path: str | Path | None = None,
     """The task's config from a YAML file (optional) with ``overrides`` applied (``None``
     values are ignored). Raises :class:`DataFormatError` naming the file, line and key of an
     unknown or repeated key, a value of the wrong type (never coerced: ``batch_size: true`` is
-    refused) or a number out of its range (:data:`LIMITS`)."""
-    if task not in CONFIGS:
-        raise ValueError(f"unknown training task {task!r}; choose from {sorted(CONFIGS)}")
-    config = load_dataclass(CONFIGS[task], path, overrides, what=f"{task} training",
+    refused) or a number out of its range (:data:`LIMITS`); :class:`UsageError` for a task
+    that is not in :data:`TASKS`."""
+    if task not in TASKS:
+        raise UsageError(f"unknown training task {task!r}; choose from {sorted(TASKS)}")
+    config = load_dataclass(TASKS[task].config, path, overrides, what=f"{task} training",
                             limits=LIMITS)
     for required in ("model", "data", "out"):
         if not getattr(config, required):

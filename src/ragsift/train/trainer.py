@@ -95,7 +95,7 @@ class RetrievalTrainer(Trainer):
     def training_step(self, model: torch.nn.Module, inputs: dict[str, Any],
                       num_items_in_batch: Any = None) -> torch.Tensor:
         """The Trainer's step, or a GradCache step when the task's config asks for one."""
-        rows = getattr(self.task.config, "grad_cache_chunk", 0)
+        rows = getattr(self.task.config, "grad_cache_chunk", None)
         if not rows:
             return super().training_step(model, inputs, num_items_in_batch)
         model.train()
@@ -215,7 +215,7 @@ def train(task_name: str, config: TrainConfig, callbacks: list[TrainerCallback] 
         output_dir=str(checkpoints), per_device_train_batch_size=config.batch_size,
         gradient_accumulation_steps=config.gradient_accumulation_steps,
         learning_rate=config.learning_rate, num_train_epochs=config.epochs,
-        max_steps=config.max_steps, warmup_steps=config.warmup_ratio,
+        max_steps=config.max_steps or -1, warmup_steps=config.warmup_ratio,
         weight_decay=config.weight_decay, max_grad_norm=config.max_grad_norm,
         logging_steps=config.logging_steps, save_strategy="steps",
         save_steps=config.save_steps, save_total_limit=config.save_total_limit,
@@ -231,7 +231,7 @@ def train(task_name: str, config: TrainConfig, callbacks: list[TrainerCallback] 
     if resume:
         logger.info("resuming from %s", resume)
     start = time.perf_counter()
-    if resume and config.max_steps > 0 and checkpoint_step(resume) >= config.max_steps:
+    if resume and config.max_steps and checkpoint_step(resume) >= config.max_steps:
         result = finished_run(trainer, resume)
     else:
         result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)

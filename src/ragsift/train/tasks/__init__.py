@@ -1,32 +1,16 @@
-"""One module per trainable model family; :func:`build_task` picks it by name."""
+"""One module per trainable model family; :func:`build_task` builds the one
+:data:`ragsift.train.config.TASKS` names."""
 
 from __future__ import annotations
 
-from ragsift.train.config import TrainConfig
+from ragsift.errors import UsageError
+from ragsift.train.config import TASKS, TrainConfig
 from ragsift.train.task import TrainingTask
 
 
 def build_task(name: str, config: TrainConfig) -> TrainingTask:
-    """The training task ``name`` (embedding, reranker, colbert, llm-reranker,
-    vector-distill) for ``config``."""
-    if name == "embedding":
-        from ragsift.train.tasks.embedding import EmbeddingTask
-
-        return EmbeddingTask(config)
-    if name == "reranker":
-        from ragsift.train.tasks.reranker import RerankerTask
-
-        return RerankerTask(config)
-    if name == "colbert":
-        from ragsift.train.tasks.colbert import ColbertTask
-
-        return ColbertTask(config)
-    if name == "llm-reranker":
-        from ragsift.train.tasks.llm_reranker import LLMRerankerTask
-
-        return LLMRerankerTask(config)
-    if name == "vector-distill":
-        from ragsift.train.tasks.vector_distill import VectorDistillTask
-
-        return VectorDistillTask(config)
-    raise ValueError(f"unknown training task {name!r}")
+    """The training task ``name`` (a key of :data:`~ragsift.train.config.TASKS`) for
+    ``config``; only that task's module is imported."""
+    if name not in TASKS:
+        raise UsageError(f"unknown training task {name!r}; choose from {sorted(TASKS)}")
+    return TASKS[name].load()(config)

@@ -73,7 +73,7 @@ class ColbertTask(TrainingTask):
         super().__init__(config)
         self.model = LateInteractionModel.from_pretrained(
             config.model, embedding_size=config.embedding_size, seed=config.seed,
-            attention_dropout=config.attention_dropout_rate, query_length=config.query_length,
+            attention_dropout=config.attention_dropout, query_length=config.query_length,
             document_length=config.document_length)
         self.module = _QueryDocEncoder(self.model)
 

@@ -114,7 +114,7 @@ def distillation_loss(student: torch.Tensor, batch: dict[str, torch.Tensor], met
     temperature = settings.distill_temperature
     if method == "kl":
         loss = kl_distillation(student, teacher, temperature,
-                               settings.distill_teacher_temperature or None)
+                               settings.distill_teacher_temperature)
     else:
         loss = margin_mse(student, teacher)
     weight = settings.distill_label_weight

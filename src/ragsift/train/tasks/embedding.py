@@ -96,12 +96,11 @@ class EmbeddingTask(TrainingTask):
     def __init__(self, config: EmbeddingConfig) -> None:
         super().__init__(config)
         self.encoder = BiEncoder.from_pretrained(
-            config.model, device="cpu", pooling=config.pooling or None,
-            query_prompt=config.query_prompt or None,
-            document_prompt=config.document_prompt or None,
-            attention_dropout=config.attention_dropout_rate)
+            config.model, device="cpu", pooling=config.pooling,
+            query_prompt=config.query_prompt, document_prompt=config.document_prompt,
+            attention_dropout=config.attention_dropout)
         self.peft_model = None
-        if config.lora_r > 0:
+        if config.lora_r:
             self.peft_model = with_lora(self.encoder.model, config, config.seed,
                                         "FEATURE_EXTRACTION")
         self.module = _TwoTowers(self.encoder)

@@ -1,5 +1,11 @@
-"""LLM reranker training: LoRA adapters on a causal LM, listwise softmax cross-entropy over the
-yes/no log-odds (:meth:`ragsift.rerank.causal_lm.CausalLMReranker.log_odds`) of each group.
+"""LLM reranker training: LoRA adapters on a causal LM, a group loss (``loss``, listwise softmax
+cross-entropy by default; :data:`ragsift.train.registry.GROUP_LOSSES`) over the yes/no log-odds
+(:meth:`ragsift.rerank.causal_lm.CausalLMReranker.log_odds`) of each group.
+
+Prompts follow the config's ``template`` and ``instruction``
+(:data:`ragsift.rerank.causal_lm.TEMPLATES`); a document too long for ``max_length`` is cut at
+its end, so the instruction, the query and the answer suffix are always in the prompt and the
+log-odds are read right after the suffix.
 
 Only the adapters train (``lora_r``, ``lora_alpha``, ``lora_dropout`` on ``lora_targets``); the
 saved folder holds the merged weights, so it loads as a plain transformers causal LM (and as a
@@ -15,12 +21,13 @@ from typing import Any
 
 import torch
 
+from ragsift.errors import RagsiftError
 from ragsift.models.batching import pad_features
 from ragsift.rerank.causal_lm import CausalLMReranker
 from ragsift.train.config import LLMRerankerConfig
 from ragsift.train.data import TrainingItem
 from ragsift.train.lora import merged, with_lora
-from ragsift.train.losses import listwise_ce
+from ragsift.train.registry import GROUP_LOSSES
 from ragsift.train.task import TrainingTask
 from ragsift.types import Corpus, Queries, Run
 
@@ -45,14 +52,15 @@ class LLMRerankerTask(TrainingTask):
 
     def __init__(self, config: LLMRerankerConfig) -> None:
         super().__init__(config)
-        if config.lora_r < 1:
-            raise ValueError("llm-reranker training needs lora_r >= 1")
-        if config.attention_dropout_rate is not None:
-            raise ValueError("attention_dropout is for encoder training (embedding, reranker, "
-                             "colbert, vector-distill); causal LMs keep their own")
-        self.reranker = CausalLMReranker.from_pretrained(config.model,
-                                                         max_length=config.max_length,
-                                                         device="cpu")
+        if not config.lora_r:
+            raise RagsiftError("llm-reranker training needs lora_r >= 1")
+        if config.attention_dropout is not None:
+            raise RagsiftError("attention_dropout is for encoder training (embedding, "
+                               "reranker, colbert, vector-distill); causal LMs keep their own")
+        self.reranker = CausalLMReranker.from_pretrained(
+            config.model, max_length=config.max_length, device="cpu",
+            template=config.template, instruction=config.instruction)
+        self.group_loss = GROUP_LOSSES[config.loss].load()
         self.peft_model = with_lora(self.reranker.model, config, config.seed, "CAUSAL_LM")
         self.module = _LogOdds(self.reranker, self.peft_model)
 
@@ -60,11 +68,14 @@ class LLMRerankerTask(TrainingTask):
         pairs = [(item.query, text) for item in items for text in [item.positive, *item.negatives]]
         features = pad_features({"input_ids": self.reranker.encode_prompts(pairs)},
                                 self.reranker.pad_id, padding_side="left")
-        features["groups_"] = torch.zeros(len(items), 1 + len(items[0].negatives))
+        labels = torch.zeros(len(items), 1 + len(items[0].negatives))
+        labels[:, 0] = 1  # the positive leads each group
+        features["labels_"] = labels
         return features
 
     def loss(self, outputs: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return listwise_ce(outputs.view(batch["groups_"].shape))
+        labels = batch["labels_"]
+        return self.group_loss(outputs.view(labels.shape), labels, self.config)
 
     def save(self, folder: Path) -> None:
         merged(self.peft_model).save_pretrained(folder)

@@ -1,8 +1,9 @@
 """Cross-encoder training on groups of one positive and ``n`` negatives per query.
 
-Logits of a batch form a ``(B, 1 + n)`` matrix, positive in column 0. Loss: listwise softmax
-cross-entropy, pointwise BCE or RankNet (:mod:`ragsift.train.losses`); with teacher scores in
-the data and ``distill`` set, KL or MarginMSE against the teacher instead. A student cut
+Logits of a batch form a ``(B, 1 + n)`` matrix, positive in column 0. Loss: ``loss``, any of
+:data:`ragsift.train.registry.GROUP_LOSSES` (listwise softmax cross-entropy, pointwise BCE,
+RankNet, LambdaLoss); with teacher scores in the data and ``distill`` set, KL or MarginMSE
+against the teacher instead. A student cut
 from a deeper model (``layers``) can also learn that model's token states layer by layer
 (``hidden_distill_weight``, TinyBERT's hidden-state loss).
 """
@@ -22,7 +23,8 @@ from ragsift.models.layers import chosen_layers, keep_layers
 from ragsift.rerank.cross_encoder import CrossEncoderReranker, pair_scores
 from ragsift.train.config import RerankerConfig
 from ragsift.train.data import TrainingItem
-from ragsift.train.losses import hidden_state_mse, listwise_ce, pointwise_bce, ranknet
+from ragsift.train.losses import hidden_state_mse
+from ragsift.train.registry import GROUP_LOSSES
 from ragsift.train.task import TrainingTask
 from ragsift.train.tasks.contrastive import distillation_loss, teacher_scores
 from ragsift.types import Corpus, Queries, Run
@@ -87,7 +89,7 @@ class RerankerTask(TrainingTask):
         extra: dict[str, Any] = {} if is_classifier else {"num_labels": 1}
         kept = (chosen_layers(model_config.num_hidden_layers, config.layers, config.layers_from)
                 if config.layers else None)
-        extra.update(attention_dropout_options(model_config, config.attention_dropout_rate))
+        extra.update(attention_dropout_options(model_config, config.attention_dropout))
         with torch.random.fork_rng():
             torch.manual_seed(config.seed)  # a fresh head is seeded
             model = AutoModelForSequenceClassification.from_pretrained(folder, **extra)
@@ -102,6 +104,7 @@ class RerankerTask(TrainingTask):
         self.tokenizer = AutoTokenizer.from_pretrained(folder)
         # hidden state 0 is the embedding output, state k + 1 the output of layer k
         self.module = _PairScorer(model, teacher, [0] + [k + 1 for k in kept or []])
+        self.label_loss = GROUP_LOSSES[config.loss].load()
 
     def collate(self, items: Sequence[TrainingItem]) -> dict[str, torch.Tensor]:
         queries = [item.query for item in items for _ in range(1 + len(item.negatives))]
@@ -134,11 +137,7 @@ class RerankerTask(TrainingTask):
         config = self.config
         if config.distill:
             return distillation_loss(scores, batch, config.distill, config)
-        if config.loss == "pointwise":
-            return pointwise_bce(scores, labels)
-        if config.loss == "ranknet":
-            return ranknet(scores, labels)
-        return listwise_ce(scores)
+        return self.label_loss(scores, labels, config)
 
     def reranker(self) -> CrossEncoderReranker:
         """The live model behind the reranker API (shares the weights being trained)."""

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ragsift.errors import RagsiftError
 from ragsift.models.bi_encoder import BiEncoder
 from ragsift.retrieve.embedding_cache import EmbeddingCache, default_cache_dir
 from ragsift.train.config import VectorDistillConfig
@@ -37,9 +38,10 @@ logger = logging.getLogger(__name__)
 _TEACHER_BLOCK = 4096  # texts per cached block of teacher vectors
 
 
-def distillation_texts(source: str | Path, limit: int = 0, split: str = "train") -> list[str]:
+def distillation_texts(source: str | Path, limit: int | None = None, split: str = "train"
+                       ) -> list[str]:
     """Texts of a BEIR folder (its queries, then ``title + text`` of the corpus) or of a jsonl
-    with a ``text`` field; the first ``limit`` (0: all).
+    with a ``text`` field; the first ``limit`` (``None``: all).
 
     A BEIR folder with a ``split`` qrels file gives only the queries judged in that split, so
     the queries of other splits (the test queries a student is evaluated on) stay unseen; a
@@ -59,7 +61,7 @@ def distillation_texts(source: str | Path, limit: int = 0, split: str = "train")
         texts += [doc.full_text() for doc in iter_corpus(path)]
     else:
         texts = [field_str(row, "text", path, line) for line, row in read_jsonl(path)]
-    return texts[:limit] if limit else texts
+    return texts[:limit]
 
 
 class _TextsWithTargets(Dataset):
@@ -95,9 +97,10 @@ class VectorDistillTask(TrainingTask):
     def __init__(self, config: VectorDistillConfig) -> None:
         super().__init__(config)
         if not config.teacher:
-            raise ValueError("vector-distill needs a teacher (--set teacher=MODEL)")
+            raise RagsiftError("vector-distill needs a teacher (config key teacher, or "
+                               "--set teacher=MODEL)")
         self.encoder = BiEncoder.from_pretrained(config.model, device="cpu",
-                                                 attention_dropout=config.attention_dropout_rate)
+                                                 attention_dropout=config.attention_dropout)
         self.texts = distillation_texts(config.data, config.max_texts, config.split)
         self.targets = self._teacher_vectors()
         self.module = _ProjectedStudent(self.encoder, self.targets.shape[1], config.seed)

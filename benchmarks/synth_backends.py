@@ -1,0 +1,107 @@
+"""Synthetic-query speed and quality of the generator backends on the same documents: llama.cpp
+(the GGUF run natively, quantised) against transformers (the same GGUF dequantised, batched).
+
+For a seeded sample of ``--docs`` SciFact documents, each backend runs ``ragsift synth``'s job
+(:func:`ragsift.jobs.synthesize.synthesize_queries`: the default prompt, greedy,
+``--max-new-tokens``, passages cut to ``--max-passage-tokens``) after a 2-document warm-up, then
+the round-trip filter (BM25 over the whole corpus, the source document in the top
+``--round-trip-k``). Both run in the same process with ``--threads`` CPU threads each
+(llama.cpp's ``n_threads``, torch's intra-op threads). Reported per backend: seconds, queries
+per minute (documents asked per minute), non-empty queries, the round-trip pass rate (kept /
+generated) and how many queries equal llama.cpp's; and the speed ratio llama.cpp / transformers.
+
+Usage:
+    python -m benchmarks.synth_backends [--data ../shared/datasets/scifact] [--docs 60]
+        [--model smollm2-135m] [--threads 1] [--batch-size 8] [--out FILE.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from benchmarks.common import SHARED, environment, report
+from ragsift.atomic import atomic_file
+from ragsift.data.beir import load_corpus
+from ragsift.jobs.synthesize import choose_documents, round_trip_filter, synthesize_queries
+from ragsift.rag.generator import TextGenerator, load_generator
+from ragsift.retrieve.bm25 import BM25Retriever
+from ragsift.types import Corpus
+
+
+def measure(name: str, generator: TextGenerator, corpus: Corpus, ids: list[str], folder: Path,
+            k: int) -> dict[str, Any]:
+    """Time the synth job of ``generator`` on ``ids`` and round-trip filter its queries."""
+    generator.fingerprint()  # computed once (it hashes the weights); not part of the timing
+    synthesize_queries(corpus, generator, folder / f"warm-{name}.jsonl", ids[:2],
+                       show_progress=False)
+    raw, kept = folder / f"raw-{name}.jsonl", folder / f"kept-{name}.jsonl"
+    start = time.perf_counter()
+    result = synthesize_queries(corpus, generator, raw, ids, show_progress=False)
+    seconds = time.perf_counter() - start
+    filtered = round_trip_filter(raw, corpus, BM25Retriever(show_progress=False), kept, k=k)
+    queries = {json.loads(line)["pos_ids"][0]: json.loads(line)["query"]
+               for line in raw.read_text(encoding="utf-8").splitlines()}
+    return {"backend": name, "documents": len(ids), "queries": result.queries,
+            "seconds": seconds, "queries_per_min": 60 * len(ids) / seconds,
+            "round_trip_kept": filtered.kept,
+            "round_trip_pass_rate": filtered.kept / max(result.queries, 1),
+            "generated": queries}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, default=SHARED / "scifact")
+    parser.add_argument("--docs", type=int, default=60)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--model", default="smollm2-135m")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=8, help="transformers batch size")
+    parser.add_argument("--max-new-tokens", type=int, default=32)
+    parser.add_argument("--max-passage-tokens", type=int, default=256)
+    parser.add_argument("--round-trip-k", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    corpus = load_corpus(args.data)
+    ids = choose_documents(corpus, args.docs, args.seed)
+    common = {"max_new_tokens": args.max_new_tokens,
+              "max_passage_tokens": args.max_passage_tokens}
+    backends = [("llama.cpp", lambda: load_generator(f"llama-cpp:{args.model}",
+                                                     n_threads=args.threads, **common)),
+                (f"transformers, batch {args.batch_size}", lambda: load_generator(
+                    f"transformers:{args.model}", batch_size=args.batch_size, **common))]
+    results = []
+    with tempfile.TemporaryDirectory() as folder:
+        for name, load in backends:
+            results.append(measure(name, load(), corpus, ids, Path(folder), args.round_trip_k))
+    reference = results[0].pop("generated")
+    for result in results[1:]:
+        generated = result.pop("generated")
+        result["same_as_llama_cpp"] = sum(reference.get(d) == q for d, q in generated.items())
+    speedup = results[0]["queries_per_min"] / results[1]["queries_per_min"]
+    rows = [[r["backend"], f"{r['seconds']:.1f}", f"{r['queries_per_min']:.1f}",
+             f"{r['queries']}/{r['documents']}",
+             f"{r['round_trip_kept']} ({r['round_trip_pass_rate']:.2f})",
+             r.get("same_as_llama_cpp", "-")] for r in results]
+    obj = report(results, ["backend", "seconds", "queries/min", "non-empty queries",
+                           f"round-trip kept (top {args.round_trip_k})", "same as llama.cpp"],
+                 rows, None, environment=environment(["llama-cpp-python", "transformers",
+                                                      "torch"]),
+                 data=str(args.data), docs=len(ids), model=args.model, threads=args.threads,
+                 speedup_llama_cpp_over_transformers=speedup)
+    print(f"\nllama.cpp / transformers queries per minute: {speedup:.2f}x")
+    if args.out:
+        with atomic_file(args.out) as handle:
+            handle.write(json.dumps(obj, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,166 @@
+"""The llama.cpp backend of the gain labels: a GGUF model run by llama.cpp.
+
+Prompts and passage cuts are those of :class:`ragsift.rag.llama_cpp_generator.LlamaCppGenerator`
+(the GGUF's own tokenizer and chat template, the same ids as the transformers path's
+tokenizer), whose loaded model this scorer evaluates. For each (prompt, answer) the KV cache is
+cleared, the prompt is evaluated in one batch and the answer's tokens one at a time; after each
+step the logits of the last position (``llama_get_logits_ith(ctx, -1)``, the whole vocabulary)
+predict the next answer token. So the scorer needs no ``logits_all`` buffer of
+``n_ctx x vocab`` floats, and any ``alpha`` works (see :mod:`ragsift.rag.gain`).
+
+Precision (``precision``):
+
+- ``"f32"`` (default): the GGUF is converted once to float32 weights (llama.cpp's own
+  dequantisation, ``llama_model_quantize`` to ``ALL_F32``; cached under
+  ``$RAGSIFT_CACHE_DIR/gguf-f32/<file hash>/``) and llama.cpp computes in float32, the weights
+  and arithmetic of the transformers path, which dequantises the same GGUF. Measured on
+  SmolLM2-135M Q4_1 and HotpotQA: the same passage ranking as transformers, gold-token
+  log-probs within 0.03, and faster than the quantised model on these prompt-only passes.
+- ``"native"``: the quantised file as it is. llama.cpp then rounds the activations to 8 bits
+  in every quantised matrix product, which moved gold-token log-probs by up to ~1 nat and
+  swapped near-tied passages (per-question Spearman 0.93 to 1.0 against transformers).
+
+Example:
+    >>> scorer = LlamaCppGainScorer.from_pretrained("smollm2-135m")  # doctest: +SKIP
+    >>> scorer.gains("Where is the tower?", "Paris", ["It is in Paris."])  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+
+from ragsift.atomic import atomic_dir
+from ragsift.errors import MissingExtraError, RagsiftError
+from ragsift.models.hub import gguf_file_for, resolve_model
+from ragsift.rag.gain import LogitGainScorer
+from ragsift.rag.llama_cpp_generator import LlamaCppGenerator
+
+logger = logging.getLogger(__name__)
+Precision = Literal["f32", "native"]
+PRECISIONS: tuple[Precision, ...] = ("f32", "native")
+
+
+def float32_gguf(path: Path) -> Path:
+    """A float32 copy of the GGUF ``path`` (every tensor dequantised by llama.cpp), made once
+    and cached under ``$RAGSIFT_CACHE_DIR/gguf-f32/<sha256 of the file>/`` (written
+    atomically). A file that is float32 already comes back converted all the same.
+
+    Raises:
+        MissingExtraError: ``llama-cpp-python`` is not installed.
+        RagsiftError: llama.cpp cannot convert the file.
+    """
+    try:
+        import llama_cpp
+    except ImportError:
+        raise MissingExtraError("llama_cpp", "llm") from None
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    root = Path(os.environ.get("RAGSIFT_CACHE_DIR") or Path.home() / ".cache" / "ragsift")
+    folder = root / "gguf-f32" / digest.hexdigest()[:32]
+    target = folder / f"{path.stem}.f32.gguf"
+    if target.is_file():
+        return target
+    logger.info("converting %s to float32 once (cached in %s)", path, folder)
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = llama_cpp.LLAMA_FTYPE_ALL_F32
+    params.allow_requantize = True
+    with atomic_dir(folder) as tmp:
+        if llama_cpp.llama_model_quantize(str(path).encode(), str(tmp / target.name).encode(),
+                                          params) != 0:
+            raise RagsiftError(f"{path}: llama.cpp cannot convert it to float32")
+    return target
+
+
+class LlamaCppGainScorer(LogitGainScorer):
+    """Gain labels from a GGUF model through llama.cpp (see the module docstring).
+
+    Args:
+        generator: the loaded model (its ``max_passage_tokens`` is set to the scorer's).
+        alpha: the contrastive weight ``a``.
+        max_passage_tokens: passages are cut to this many tokens of the GGUF's tokenizer.
+    """
+
+    def __init__(self, generator: LlamaCppGenerator, alpha: float = 0.5,
+                 max_passage_tokens: int = 384) -> None:
+        super().__init__(alpha, max_passage_tokens)
+        self.generator = generator
+        generator.max_passage_tokens = max_passage_tokens
+        self.llm = generator.llm
+        self._chat = self.llm.metadata.get("tokenizer.chat_template") is not None
+
+    @classmethod
+    def from_pretrained(cls, name: str, alpha: float = 0.5, max_passage_tokens: int = 384,
+                        precision: Precision = "f32", n_threads: int | None = None
+                        ) -> LlamaCppGainScorer:
+        """Load the GGUF of a folder, packaged name (``smollm2-135m``) or hub id, in
+        ``precision`` (see the module docstring); ``n_threads`` default: the CPU count.
+
+        Raises:
+            MissingExtraError: ``llama-cpp-python`` is not installed.
+            RagsiftError: an unknown precision, no ``.gguf`` file, or a file that cannot be
+                loaded.
+        """
+        if precision not in PRECISIONS:
+            raise RagsiftError(f"llama-cpp gain precision {precision!r}: use one of "
+                               f"{', '.join(PRECISIONS)}")
+        folder = resolve_model(name)
+        gguf = gguf_file_for(name, folder)
+        if gguf is None:
+            raise RagsiftError(f"{name}: no .gguf file in {folder}; the llama-cpp backend runs "
+                               f"GGUF models (use transformers:{name} for this one)")
+        path = folder / gguf if precision == "native" else float32_gguf(folder / gguf)
+        generator = LlamaCppGenerator(path, max_passage_tokens=max_passage_tokens,
+                                      n_threads=n_threads)
+        return cls(generator, alpha, max_passage_tokens)
+
+    def cut(self, text: str) -> str:
+        """``text`` cut to ``max_passage_tokens`` tokens of the GGUF's tokenizer."""
+        return self.generator.cut(text)
+
+    def encode(self, message: str) -> list[int]:
+        """Prompt ids of ``message`` under the GGUF's chat template."""
+        return self.generator.encode(message)
+
+    def answer_ids(self, answer: str) -> list[int]:
+        """Token ids of the gold answer after the prompt: the answer itself after a chat
+        template's assistant turn, else with a leading space (after ``Answer:``)."""
+        text = answer if self._chat else f" {answer}"
+        return self.llm.tokenize(text.encode(), add_bos=False)
+
+    def answer_logits(self, sequences: Sequence[tuple[list[int], list[int]]]
+                      ) -> list[torch.Tensor]:
+        """For each (prompt ids, answer ids): the ``(T, vocab)`` float32 logits predicting the
+        answer tokens.
+
+        Raises:
+            RagsiftError: a sequence does not fit the context window.
+        """
+        return [self._sequence_logits(prompt, answer) for prompt, answer in sequences]
+
+    def _sequence_logits(self, prompt: list[int], answer: list[int]) -> torch.Tensor:
+        """The logits predicting ``answer`` after ``prompt`` (see the module docstring)."""
+        import llama_cpp
+
+        if len(prompt) + len(answer) > self.llm.n_ctx():
+            raise RagsiftError(f"{self.generator.model_path.name}: a prompt of {len(prompt)} "
+                               f"tokens and an answer of {len(answer)} do not fit n_ctx "
+                               f"{self.llm.n_ctx()}; lower max_passage_tokens")
+        vocab = self.llm.n_vocab()
+        rows = np.empty((len(answer), vocab), dtype=np.float32)
+        self.llm.reset()
+        steps = [prompt] + [[token] for token in answer[:-1]]
+        for row, tokens in enumerate(steps):
+            self.llm.eval(tokens)
+            logits = llama_cpp.llama_get_logits_ith(self.llm.ctx, -1)
+            rows[row] = np.ctypeslib.as_array(logits, shape=(vocab,))
+        return torch.from_numpy(rows)
