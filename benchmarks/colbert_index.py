@@ -35,7 +35,7 @@ import numpy as np
 from benchmarks.common import add_dataset_arguments, datasets, report
 from ragsift.data.beir import BeirDataset
 from ragsift.evaluate import evaluate
-from ragsift.models.late_interaction import LateInteractionModel
+from ragsift.models.colbert import LateInteractionModel
 from ragsift.retrieve import DenseRetriever, LateInteractionRetriever
 
 METRICS = ("ndcg@10", "recall@100")

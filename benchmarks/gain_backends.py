@@ -1,7 +1,7 @@
 """Gain labels of the llama.cpp backend against the transformers path on the same weights.
 
 For the first ``--limit`` HotpotQA test questions (each with its 10 paragraphs), gain labels
-(:mod:`ragsift.rag.gain`, ``--alpha``) come from transformers (the GGUF dequantised; the
+(:mod:`ragsift.jobs.gain`, ``--alpha``) come from transformers (the GGUF dequantised; the
 reference) and from llama.cpp in both precisions (``f32``: the GGUF dequantised once by
 llama.cpp; ``native``: the quantised file). Reported per backend: seconds, the per-question
 Spearman correlation of its labels with the reference's (least and mean), the questions whose
@@ -28,7 +28,7 @@ from scipy.stats import spearmanr
 from benchmarks.common import SHARED, environment, report
 from ragsift.atomic import atomic_file
 from ragsift.data.qa import QAExample, load_qa
-from ragsift.rag.gain import BaseGainScorer, gain_from_log_probs, load_gain_scorer
+from ragsift.jobs.gain import BaseGainScorer, gain_from_log_probs, load_gain_scorer
 
 
 def log_probs(scorer: BaseGainScorer, examples: list[QAExample]

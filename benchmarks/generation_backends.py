@@ -20,7 +20,7 @@ from pathlib import Path
 
 from benchmarks.common import environment, report
 from ragsift.data.qa import load_qa
-from ragsift.rag.generator import load_generator
+from ragsift.models.generation.generator import load_generator
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 

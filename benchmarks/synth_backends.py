@@ -30,7 +30,7 @@ from benchmarks.common import SHARED, environment, report
 from ragsift.atomic import atomic_file
 from ragsift.data.beir import load_corpus
 from ragsift.jobs.synthesize import choose_documents, round_trip_filter, synthesize_queries
-from ragsift.rag.generator import TextGenerator, load_generator
+from ragsift.models.generation.generator import TextGenerator, load_generator
 from ragsift.retrieve.bm25 import BM25Retriever
 from ragsift.types import Corpus
 

@@ -46,6 +46,7 @@ import numpy as np
 import pytrec_eval
 
 from ragsift.data.checks import RELEVANCE_MAX, RELEVANCE_MIN
+from ragsift.errors import UsageError
 from ragsift.report import markdown_table
 from ragsift.types import Qrels, Run
 
@@ -88,15 +89,15 @@ def parse_metric(text: str) -> Metric:
     """
     match = _PATTERN.match(text.strip().lower())
     if not match:
-        raise ValueError(
+        raise UsageError(
             f"unknown metric {text!r}; use ndcg@k, mrr@k, map, map@k, recall@k, precision@k, hit@k"
         )
     name, k = match.group(1), match.group(2)
     name = "precision" if name == "p" else name
     if name in ("recall", "precision", "hit") and k is None:
-        raise ValueError(f"metric {text!r} needs a cutoff, as {name}@k")
+        raise UsageError(f"metric {text!r} needs a cutoff, as {name}@k")
     if k is not None and int(k) < 1:
-        raise ValueError(f"metric {text!r}: cutoff must be >= 1")
+        raise UsageError(f"metric {text!r}: cutoff must be >= 1")
     return Metric(name, int(k) if k else None)
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from ragsift.data.beir import load_beir
 from ragsift.data.training import read_training
-from ragsift.errors import RagsiftError
+from ragsift.errors import RagsiftError, UsageError
 from ragsift.jobs.label import label_run
 from ragsift.jobs.mine import FilterSettings, false_negative_reasons, mine_negatives
 from ragsift.jobs.sharded import run_sharded, shards_dir
@@ -159,8 +159,11 @@ def test_mining_drops_false_negatives_and_counts_them(train_beir, tmp_path):
     assert totals["queries_without_negatives"] == 4
     for qid, row in rows.items():
         assert not set(row["neg_ids"]) & set(QRELS[qid])
-    with pytest.raises(ValueError, match="needs a teacher"):
+    with pytest.raises(UsageError, match="the margin filter needs a teacher"):
         mine_negatives(train_beir, {}, tmp_path / "x.jsonl", None, FilterSettings("margin"))
+    with pytest.raises(UsageError, match="a teacher-score threshold needs a teacher"):
+        mine_negatives(train_beir, {}, tmp_path / "x.jsonl", None,
+                       FilterSettings("none", threshold=0.5))
 
 
 def test_mine_and_label_cli(tiny_beir, tiny_cross_encoder, tmp_path):

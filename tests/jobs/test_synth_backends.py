@@ -24,8 +24,8 @@ DOC_IDS = ["d1", "d4", "d5", "d7"]
 
 @pytest.fixture(scope="module")
 def generator(gguf):
-    from ragsift.rag.generator import load_generator
-    from ragsift.rag.llama_cpp_generator import LlamaCppGenerator
+    from ragsift.models.generation.generator import load_generator
+    from ragsift.models.generation.llama_cpp_generator import LlamaCppGenerator
 
     # one thread: on cores shared with other work llama.cpp's spinning threads slow it down
     generator = load_generator("smollm2-135m", max_new_tokens=NEW_TOKENS,

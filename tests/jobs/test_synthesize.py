@@ -20,7 +20,7 @@ from ragsift.jobs.synthesize import (
     synthesize_queries,
     synthetic_beir,
 )
-from ragsift.rag.generator import Generator
+from ragsift.models.generation.generator import Generator
 from ragsift.retrieve.bm25 import BM25Retriever
 from ragsift.types import Document
 from tests.conftest import DOCS

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from ragsift.errors import UsageError
 from ragsift.models.batching import length_sorted_batches, pad_features
 
 
@@ -20,7 +21,7 @@ def test_batches_cover_every_index_once_and_respect_budget():
 def test_over_budget_item_gets_its_own_batch():
     batches = length_sorted_batches([5000, 3, 3], batch_size=8, max_tokens=100)
     assert [b.tolist() for b in batches] == [[0], [1, 2]]
-    with pytest.raises(ValueError):
+    with pytest.raises(UsageError, match="batch_size must be >= 1, got 0"):
         length_sorted_batches([1], batch_size=0)
 
 

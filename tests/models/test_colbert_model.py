@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from ragsift.models.late_interaction import LateInteractionModel, is_late_interaction_folder
+from ragsift.models.colbert import LateInteractionModel, is_late_interaction_folder
 
 
 @pytest.fixture(scope="module")

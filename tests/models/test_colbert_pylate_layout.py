@@ -29,7 +29,7 @@ import json
 import pytest
 import torch
 
-from ragsift.models.late_interaction import LateInteractionModel
+from ragsift.models.colbert import LateInteractionModel
 
 PYLATE_DENSE_ARGUMENTS = {"in_features", "out_features", "bias", "activation_function",
                           "init_weight", "init_bias", "use_residual"}

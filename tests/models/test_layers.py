@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from ragsift.errors import UsageError
 from ragsift.models.layers import chosen_layers
 
 
@@ -20,7 +21,7 @@ def test_chosen_layers(total, keep, choice, expected):
 
 
 def test_chosen_layers_refuses_more_than_the_model_has():
-    with pytest.raises(ValueError, match="has only 6"):
+    with pytest.raises(UsageError, match="has only 6"):
         chosen_layers(6, 7)
-    with pytest.raises(ValueError):
+    with pytest.raises(UsageError, match="layers=0"):
         chosen_layers(6, 0)

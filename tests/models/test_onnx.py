@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from ragsift.errors import UsageError
 from ragsift.rerank import Reranker
 
 pytest.importorskip("onnxruntime")
@@ -46,7 +47,7 @@ def test_export_is_cached_by_weights(tiny_cross_encoder, monkeypatch):
 
     monkeypatch.setattr(onnx, "build_onnx", fail)  # the int8 file was built with the fp32 one
     Reranker.load(tiny_cross_encoder, backend="onnx-int8", device="cpu")
-    with pytest.raises(ValueError, match="backend"):
+    with pytest.raises(UsageError, match="backend"):
         Reranker.load(tiny_cross_encoder, backend="tensorrt", device="cpu")
 
 

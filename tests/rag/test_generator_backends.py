@@ -13,7 +13,7 @@ from dataclasses import replace
 import pytest
 
 from ragsift.errors import RagsiftError
-from ragsift.rag.generator import Generator, load_generator
+from ragsift.models.generation.generator import Generator, load_generator
 from ragsift.rag.pipeline import Pipeline, RagConfig
 from tests.llama_server import free_port, llama_server
 
@@ -27,7 +27,7 @@ MESSAGES = ["Name the capital of Italy.", "Write one sentence about cats."]
 @pytest.fixture(scope="module")
 def local(gguf):
     """The default generator of the packaged GGUF: the llama.cpp backend."""
-    from ragsift.rag.llama_cpp_generator import LlamaCppGenerator
+    from ragsift.models.generation.llama_cpp_generator import LlamaCppGenerator
 
     generator = load_generator("smollm2-135m", max_new_tokens=NEW_TOKENS)
     assert isinstance(generator, LlamaCppGenerator)

@@ -9,8 +9,8 @@ import re
 import pytest
 
 from ragsift.errors import DataFormatError
-from ragsift.rag.answers import first_line, short_answer
-from ragsift.rag.prompts import PromptError, PromptFormat, cut_at_stop, plain_chat
+from ragsift.models.generation.answers import first_line, short_answer
+from ragsift.models.generation.prompts import PromptError, PromptFormat, cut_at_stop, plain_chat
 
 
 def test_messages_render_the_templates_and_few_shot_turns():

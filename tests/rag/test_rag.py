@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from ragsift.data.qa import load_qa
-from ragsift.errors import DataFormatError
-from ragsift.rag.gain import GainScorer
+from ragsift.errors import DataFormatError, UsageError
+from ragsift.jobs.gain import GainScorer
 from ragsift.rag.metrics import exact_match, normalize, supporting_recall, token_f1
 
 ROW = {"id": "q1", "question": "Where is the Eiffel Tower?", "answer": "Paris", "type": "bridge",
@@ -35,6 +35,18 @@ def test_qa_rows_and_located_errors(tmp_path):
     path.write_text(json.dumps(ROW) + "\n" + json.dumps(ROW) + "\n")
     with pytest.raises(DataFormatError, match="duplicate id"):
         load_qa(path)
+
+
+def test_config_refuses_an_unknown_retriever_and_a_threshold_without_reranker():
+    from ragsift.rag.pipeline import RagConfig
+
+    for spec in ("bm26", "dense:", "dense"):
+        with pytest.raises(UsageError, match=f"retriever: unknown RAG retriever '{spec}'"):
+            RagConfig(retriever=spec)
+    assert RagConfig(retriever="dense:minilm-l6").retriever == "dense:minilm-l6"
+    with pytest.raises(UsageError, match="selector: threshold .* needs a reranker"):
+        RagConfig(selector="threshold")
+    assert RagConfig(selector="threshold", reranker="m").reranker == "m"
 
 
 def test_answer_metrics_by_hand():
@@ -175,8 +187,8 @@ def test_pipeline_stages_and_metrics(tiny_llm, tmp_path, selector, expected):
 def test_generator_answers_like_the_models_own_greedy_decoding(tiny_llm):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from ragsift.rag.generator import Generator
-    from ragsift.rag.prompts import PromptFormat
+    from ragsift.models.generation.generator import Generator
+    from ragsift.models.generation.prompts import PromptFormat
 
     model = AutoModelForCausalLM.from_pretrained(tiny_llm)
     # "e" stops a random model's text early; "first-line" keeps the stop's effect visible
@@ -209,7 +221,7 @@ def test_query_expansion_feeds_bm25_and_dense_retrieval(tiny_llm, tmp_path, mini
     from ragsift.data.qa import load_qa
     from ragsift.models.bi_encoder import BiEncoder
     from ragsift.models.causal_lm import user_prompt_ids
-    from ragsift.rag.generator import EXPANSION_PROMPTS, Generator
+    from ragsift.models.generation.generator import EXPANSION_PROMPTS, Generator
     from ragsift.rag.pipeline import Pipeline, RagConfig, retrieval_scores
     from ragsift.retrieve import BM25Retriever
     from ragsift.types import Document

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ragsift.models.late_interaction import LateInteractionModel
+from ragsift.models.colbert import LateInteractionModel
 from ragsift.rerank import LateInteractionReranker, Reranker
 
 

@@ -14,7 +14,7 @@ import pytest
 pytest.importorskip("pymilvus")
 pytest.importorskip("milvus_lite")
 
-from ragsift.errors import MissingExtraError  # noqa: E402
+from ragsift.errors import IndexMismatchError, MissingExtraError, UsageError  # noqa: E402
 from ragsift.retrieve.filters import Filter  # noqa: E402
 from ragsift.retrieve.milvus_store import (  # noqa: E402
     LITE_FILE,
@@ -91,9 +91,9 @@ def test_bad_input_is_refused(store):
     with pytest.raises(ValueError, match="NaN"):
         store.upsert([1], np.full((1, DIM), np.nan, dtype=np.float32))
     for payload in ({"id": 3}, {"vector": [1]}, {"ragsift_eq_x": ["s:a"]}):
-        with pytest.raises(ValueError, match="reserved"):
+        with pytest.raises(UsageError, match="reserved"):
             store.upsert([1], np.ones((1, DIM), dtype=np.float32), [payload])
-    with pytest.raises(ValueError, match="NaN or infinity"):
+    with pytest.raises(UsageError, match="NaN or infinity"):
         store.upsert([1], np.ones((1, DIM), dtype=np.float32), [{"x": [1, float("inf")]}])
     with pytest.raises(ValueError, match="is not a string, number or boolean"):
         store.search(np.ones((1, DIM), dtype=np.float32), 3, filter={"x": None})
@@ -110,7 +110,7 @@ def test_reopen_keeps_the_data_and_checks_the_dimension(tmp_path):
         assert store.size == 12
         found = store.search(vectors[:2], 4, filter=Filter.parse("n>=6"))
         np.testing.assert_array_equal(found[1], expected[1])
-    with pytest.raises(ValueError, match="holds 16-dim vectors, not 8"):
+    with pytest.raises(IndexMismatchError, match="holds 16-dim vectors, not 8"):
         MilvusStore(8, path, collection="docs")
 
 

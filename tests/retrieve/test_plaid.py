@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from ragsift.data.beir import load_beir
-from ragsift.errors import RagsiftError
-from ragsift.models.late_interaction import LateInteractionModel
+from ragsift.errors import RagsiftError, UsageError
+from ragsift.models.colbert import LateInteractionModel
 from ragsift.retrieve import LateInteractionRetriever, Retriever
 from ragsift.retrieve.plaid import PlaidIndex, token_ranges
 
@@ -159,9 +159,9 @@ def test_save_load_round_trip(corpus, tmp_path):
 
 def test_bad_settings_are_refused(corpus):
     docs, _ = corpus
-    with pytest.raises(ValueError, match="residual_bits"):
+    with pytest.raises(UsageError, match="residual_bits"):
         PlaidIndex.train(docs, residual_bits=3)
-    with pytest.raises(ValueError, match="num_centroids"):
+    with pytest.raises(UsageError, match="num_centroids"):
         PlaidIndex.train(docs[:1], num_centroids=1000)
 
 
@@ -195,7 +195,7 @@ def test_retriever_plaid_engine_equals_flat_exhaustive_and_persists(model, tiny_
     assert loaded.search(data.queries, k=4) == got
     with pytest.raises(RagsiftError, match="already indexed"):
         plaid.add({ids[0]: data.corpus[ids[0]]})
-    with pytest.raises(RagsiftError, match="engine"):
+    with pytest.raises(UsageError, match="engine"):
         LateInteractionRetriever(model, engine="ivf")
 
 

@@ -16,7 +16,7 @@ pytest.importorskip("qdrant_client")
 
 from qdrant_client.http import models  # noqa: E402
 
-from ragsift.errors import MissingExtraError  # noqa: E402
+from ragsift.errors import IndexMismatchError, MissingExtraError  # noqa: E402
 from ragsift.retrieve.filters import Filter, FilterError  # noqa: E402
 from ragsift.retrieve.qdrant_store import POINTER_FILE, QdrantStore, make_filter  # noqa: E402
 from ragsift.retrieve.vector_store import FaissStore, VectorStore  # noqa: E402
@@ -201,7 +201,7 @@ def test_save_in_place_for_a_folder_store(corpus, tmp_path):
     with QdrantStore.load(folder) as loaded:
         assert loaded.collection == "docs"
         np.testing.assert_array_equal(loaded.search(queries, 5)[1], expected[1])
-    with pytest.raises(ValueError, match="holds 64-dim vectors, not 32"):
+    with pytest.raises(IndexMismatchError, match="holds 64-dim vectors, not 32"):
         QdrantStore(32, folder, collection="docs").close()
 
 

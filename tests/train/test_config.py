@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ragsift.errors import DataFormatError, RagsiftError
+from ragsift.errors import DataFormatError, RagsiftError, UsageError
 from ragsift.train.config import ColbertConfig, EmbeddingConfig, load_config
 
 
@@ -149,6 +149,20 @@ def test_command_line_strings_are_parsed_strictly():
             load_config("embedding", None, {**base, key: value})
     with pytest.raises(DataFormatError, match="batch_size"):
         load_config("embedding", None, {**base, "batch_size": -8})  # an argparse int
+
+
+def test_settings_that_cannot_work_together_are_usage_errors():
+    base = {"model": "m", "data": "d", "out": "o"}
+    config = load_config("embedding", None, {**base, "matryoshka_dims": "384,128",
+                                             "matryoshka_weights": "1,0.5"})
+    assert config.matryoshka_weights == [1.0, 0.5]
+    with pytest.raises(UsageError, match="matryoshka_weights: 1 weights for 2 matryoshka_dims"):
+        load_config("embedding", None, {**base, "matryoshka_dims": "384,128",
+                                        "matryoshka_weights": "1"})
+    with pytest.raises(UsageError, match="hidden_distill_weight needs layers"):
+        load_config("reranker", None, {**base, "hidden_distill_weight": "0.5"})
+    assert load_config("reranker", None, {**base, "hidden_distill_weight": "0.5",
+                                          "layers": "2"}).layers == 2
 
 
 def test_integer_values_of_float_keys_are_fine(tmp_path):

@@ -45,7 +45,7 @@ def test_reranker_scores_match_on_cpu_and_gpu(fixture, request):
 
 
 def test_colbert_token_vectors_match_on_cpu_and_gpu(tiny_model_dir):
-    from ragsift.models.late_interaction import LateInteractionModel
+    from ragsift.models.colbert import LateInteractionModel
 
     model = LateInteractionModel.from_pretrained(tiny_model_dir)
     cpu = model.encode(TEXTS, is_query=False)

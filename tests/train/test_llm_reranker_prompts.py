@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from ragsift.data.training import TrainingExample, write_training
-from ragsift.rerank.causal_lm import TEMPLATES
+from ragsift.rerank.llm import TEMPLATES
 from ragsift.train.config import load_config
 from ragsift.train.data import TrainingItem
 from ragsift.train.losses import lambda_loss

@@ -148,6 +148,10 @@ def test_distillation_with_labels_adds_the_scaled_cross_entropy_by_hand():
     margins = ((0.1 - 0.3) - (0.5 - 0.6)) ** 2 + ((0.1 - 0.0) - (0.5 - 0.2)) ** 2
     assert distillation_loss(student, batch, "margin-mse", settings).item() == \
         pytest.approx(margins / 2 + weight * hard, rel=1e-5)
+    from ragsift.errors import UsageError
+
+    with pytest.raises(UsageError, match="no teacher scores .* drop distill"):
+        distillation_loss(student, {}, "kl", settings)
 
 
 def test_vector_distillation_losses_by_hand():

@@ -11,7 +11,7 @@ import pytest
 import torch
 from transformers import TrainerCallback
 
-from ragsift.errors import RagsiftError
+from ragsift.errors import RagsiftError, UsageError
 from ragsift.train.config import load_config
 from ragsift.train.trainer import REPORT_FILE, checkpoints_dir, train
 from tests.conftest import build_tiny_bert
@@ -133,9 +133,9 @@ def test_a_cut_student_learns_the_hidden_states_of_the_model_it_was_cut_from(
         task.loss(scores, batch).item() + 3.0 * expected.item(), rel=1e-5)
     out = train("reranker", config)
     assert st.CrossEncoder(str(out), device="cpu").model.config.num_hidden_layers == 1
-    with pytest.raises(ValueError, match="hidden_distill_weight needs layers"):
-        RerankerTask(config_for("reranker", tiny_model_dir, training_jsonl, tmp_path,
-                                hidden_distill_weight=1.0))
+    with pytest.raises(UsageError, match="hidden_distill_weight needs layers"):
+        config_for("reranker", tiny_model_dir, training_jsonl, tmp_path,
+                   hidden_distill_weight=1.0)
 
 
 @pytest.mark.parametrize(("distill", "scale"), [("kl", 20.0), (None, 1.0)])

@@ -4,7 +4,7 @@
 [--precision f32|native] [--threads N] [--base-url URL] [--api-key-env VAR] [--tokenizer MODEL]``
 (``--labels supporting``: the dataset's supporting flags instead, for the relevance baseline)
 
-``--generator`` is a spec of :func:`ragsift.rag.gain.load_gain_scorer`: a model name alone
+``--generator`` is a spec of :func:`ragsift.jobs.gain.load_gain_scorer`: a model name alone
 (llama.cpp for a GGUF model such as the packaged ``smollm2-135m`` when ``llama-cpp-python`` is
 installed, else transformers), ``transformers:NAME``, ``llama-cpp:NAME`` or ``openai:MODEL``
 (the prompt log-probs of an OpenAI-compatible server; ``--alpha 0`` only).
@@ -57,7 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def scorer_options(backend: str, args: argparse.Namespace) -> dict[str, Any]:
-    """The options of :func:`ragsift.rag.gain.load_gain_scorer` for ``backend`` (each backend
+    """The options of :func:`ragsift.jobs.gain.load_gain_scorer` for ``backend`` (each backend
     takes its own)."""
     options: dict[str, Any] = {"alpha": args.alpha, "max_passage_tokens": args.max_passage_tokens}
     if backend == "openai":
@@ -71,13 +71,13 @@ def scorer_options(backend: str, args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     from ragsift.data.qa import load_qa
-    from ragsift.rag.gain_job import gain_label, gain_labeller, supporting_labels
+    from ragsift.jobs.gain_label import gain_label, gain_labeller, supporting_labels
 
     examples = load_qa(args.questions)[:args.limit]
     if args.labels == "supporting":
         labeller = supporting_labels
     else:
-        from ragsift.rag.gain import load_gain_scorer, resolve_backend
+        from ragsift.jobs.gain import load_gain_scorer, resolve_backend
 
         backend, name = resolve_backend(args.generator)
         labeller = gain_labeller(load_gain_scorer(

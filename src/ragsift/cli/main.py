@@ -38,6 +38,7 @@ COMMANDS: dict[str, Command] = {
     "label": Command("label", "label candidates with a teacher (training jsonl with scores)"),
     "mine": Command("mine", "mine hard negatives (training jsonl ragsift train reads)"),
     "synth": Command("synth", "generate synthetic queries for a corpus (training jsonl)"),
+    "adapt": Command("adapt", "unsupervised domain adaptation of a bi-encoder (GPL-style)"),
     "gain-label": Command("gain_label",
                           "GainRAG labels: how much each paragraph helps the generator"),
     "job": Command("job", "batch jobs (encode, label, mine) locally or on Ray"),

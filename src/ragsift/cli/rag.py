@@ -35,8 +35,8 @@ def run(args: argparse.Namespace) -> int:
     from ragsift.config_file import load_dataclass
     from ragsift.data.qa import load_qa
     from ragsift.errors import DataFormatError
+    from ragsift.models.generation.prompts import PromptError
     from ragsift.rag.pipeline import Pipeline, RagConfig
-    from ragsift.rag.prompts import PromptError
 
     overrides = {}
     for item in args.set:

@@ -2,7 +2,7 @@
 
 CLI contract: ``ragsift serve [--config serve.yaml] [--reranker MODEL]
 [--reranker-family cross-encoder|llm|colbert] [--allow-untrained-head] [--embedder MODEL]
-[--index DIR] [--collection DIR] [--host 127.0.0.1] [--port 8080]``
+[--index DIR] [--collection DIR [--pipeline YAML]] [--host 127.0.0.1] [--port 8080]``
 """
 
 from __future__ import annotations
@@ -46,6 +46,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--collection", metavar="DIR", default=None,
                         help="serve this collection: /search with filters, POST and DELETE "
                              "/documents (see docs/collections.md)")
+    parser.add_argument("--pipeline", metavar="YAML", default=None,
+                        help="with --collection: /search reranks and fuses the collection's "
+                             "hits as this pipeline config says (docs/usage.md, Pipelines)")
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default: 127.0.0.1, this machine only)")
     parser.add_argument("--port", type=int, default=8080, help="port (default: 8080)")
@@ -56,7 +59,8 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
     """The config file (if any) completed by the flags; an error if it serves nothing."""
     config = ServeConfig.from_yaml(args.config) if args.config else ServeConfig()
     config = config.with_flags(args.reranker, args.embedder, args.index,
-                               reranker_options(args), collection=args.collection)
+                               reranker_options(args), collection=args.collection,
+                               pipeline=args.pipeline)
     if not (config.rerankers or config.embedders or config.index or config.collection):
         raise UsageError("nothing to serve; give --config, --reranker, "
                          "--embedder, --index or --collection")

@@ -5,7 +5,8 @@ CLI contract: ``ragsift synth --data DIR --generator SPEC [--base-url URL] [--ap
 [--retriever bm25] [--round-trip-k 3] [--no-filter | --filter-only] --out FILE.jsonl
 [--beir DIR]``
 
-``--generator`` is a spec of :func:`ragsift.rag.generator.load_generator`: a model name alone
+``--generator`` is a spec of :func:`ragsift.models.generation.generator.load_generator`: a model
+name alone
 (llama.cpp for a GGUF model such as the packaged ``smollm2-135m`` when ``llama-cpp-python`` is
 installed, else transformers), ``transformers:NAME``, ``llama-cpp:NAME`` or ``openai:MODEL``
 (an OpenAI-compatible server at ``--base-url``, its key in the environment variable
@@ -124,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
             raise RagsiftError(f"{raw}: no generated rows to filter; run without --filter-only "
                                f"first")
     else:
-        from ragsift.rag.generator import load_generator
+        from ragsift.models.generation.generator import load_generator
 
         ids = choose_documents(corpus, args.docs, args.seed)
         generator = load_generator(

@@ -429,6 +429,28 @@ class Collection:
             out.append(hit)
         return out
 
+    def search_pipeline(self, query: str, config: Any, reranker: Any = None,
+                        filter: FilterSpec = None, unit: Unit = "document",
+                        retriever: RetrieverKind | None = None) -> list[Hit]:
+        """A :class:`~ragsift.pipeline.config.PipelineConfig`'s later stages over this
+        collection's own first stage (its ``first_stage`` keys are not used): the
+        ``config.candidates`` best hits of :meth:`search` (``filter``, ``unit`` and
+        ``retriever`` as there), re-scored by ``reranker`` (default:
+        the one ``config`` names, loaded now) on each hit's title and text, fused with the
+        search scores as ``config.final_fusion`` says, cut to ``config.k``
+        (:func:`ragsift.pipeline.runner.rerank_and_fuse`); hits carry the final scores."""
+        from ragsift.pipeline.runner import load_reranker, rerank_and_fuse
+
+        hits = {h.id: h for h in self.search(query, k=config.candidates, filter=filter,
+                                               unit=unit, retriever=retriever)}
+        first = {"q": {hit_id: h.score for hit_id, h in hits.items()}}
+        corpus = {hit_id: Document(hit_id, h.text, h.title) for hit_id, h in hits.items()}
+        reranker = reranker if reranker is not None else load_reranker(config)
+        final = rerank_and_fuse(config, reranker, {"q": query}, corpus, first)
+        for hit_id, score in final.get("q", {}).items():
+            hits[hit_id].score = float(score)
+        return [hits[hit_id] for hit_id, _ in ranked(final.get("q", {}))]
+
     # ---- writing -------------------------------------------------------------------------
     def add(self, documents: Iterable[Document | Mapping[str, Any]],
             commit_every: int = COMMIT_EVERY) -> AddResult:

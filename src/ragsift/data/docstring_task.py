@@ -50,6 +50,7 @@ from pathlib import Path
 
 from ragsift.data.beir import BeirDataset
 from ragsift.data.beir_write import write_beir
+from ragsift.errors import UsageError
 from ragsift.types import Document
 
 __all__ = [
@@ -296,8 +297,9 @@ def build_docstring_task(
         ``split="test"``. The same arguments on the same Python give the same dataset.
 
     Raises:
-        ValueError: negative sizes, ``n_queries > n_documents``, or fewer qualifying docstrings
-            than ``n_documents``.
+        UsageError: negative sizes, ``n_queries > n_documents``, or fewer qualifying
+            docstrings than ``n_documents`` (``ragsift datasets docstrings --queries
+            --documents``).
 
     Example:
         >>> data = build_docstring_task(n_queries=2, n_documents=10)  # doctest: +SKIP
@@ -305,11 +307,12 @@ def build_docstring_task(
         >>> data.queries[qid], data.corpus[next(iter(data.qrels[qid]))].text[:40]  # doctest: +SKIP
     """
     if n_queries < 0 or n_documents < 1:
-        raise ValueError(
-            f"need n_queries >= 0 and n_documents >= 1, got {n_queries} and {n_documents}"
+        raise UsageError(
+            f"need n_queries >= 0 and n_documents >= 1 (--queries, --documents), got "
+            f"{n_queries} and {n_documents}"
         )
     if n_queries > n_documents:
-        raise ValueError(
+        raise UsageError(
             f"n_queries ({n_queries}) cannot exceed n_documents ({n_documents}): every query's "
             "relevant document is part of the corpus"
         )
@@ -317,10 +320,10 @@ def build_docstring_task(
     root = stdlib_folder() if stdlib_dir is None else Path(stdlib_dir)
     entries = collect_docstrings(root)
     if len(entries) < n_documents:
-        raise ValueError(
+        raise UsageError(
             f"only {len(entries)} docstrings under {root} qualify (summary line >= "
             f"{MIN_SUMMARY_WORDS} words, body >= {MIN_BODY_WORDS} words), fewer than the "
-            f"n_documents={n_documents} asked for; lower n_documents"
+            f"n_documents={n_documents} asked for; lower n_documents (--documents)"
         )
     rng = random.Random(seed)
     picked = rng.sample(range(len(entries)), n_documents)

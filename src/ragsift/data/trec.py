@@ -9,7 +9,7 @@ from ragsift.atomic import atomic_file
 from ragsift.data.checks import check_id, id_problem, parse_count, parse_relevance, parse_score
 from ragsift.data.jsonl import add_unique
 from ragsift.data.lines import iter_lines
-from ragsift.errors import DataFormatError
+from ragsift.errors import DataFormatError, UsageError
 from ragsift.types import Qrels, Run, ranked
 
 
@@ -46,10 +46,13 @@ def write_run(run: Run, path: str | Path, tag: str = "ragsift", k: int | None = 
     """Write ``run`` as a TREC run file, best first per query, atomically (temp file + rename).
 
     Raises:
-        ValueError: a query/document id or the tag is not one word (it would split the line
-            into other columns), or a score is not finite.
+        UsageError: the tag is not one word (it would split the line into other columns).
+        ValueError: a query/document id is not one word, or a score is not finite (ids read
+            by ragsift's loaders are checked there).
     """
-    _check_writable_id(tag, "run tag")
+    problem = id_problem(str(tag))
+    if problem is not None:
+        raise UsageError(f"run tag {tag!r} (--tag): {problem}")
     with atomic_file(path) as handle:
         for qid in sorted(run):
             _check_writable_id(qid, "query id")

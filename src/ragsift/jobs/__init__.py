@@ -1,1 +1,2 @@
-"""Batch jobs that resume: teacher labelling and hard-negative mining, written shard by shard."""
+"""Batch jobs that resume, written shard by shard: teacher labelling, hard-negative mining,
+encoding, synthetic queries and GainRAG gain labels."""

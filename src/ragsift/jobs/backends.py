@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from typing import Generic, Protocol, TypeVar
 
-from ragsift.errors import RagsiftError
+from ragsift.errors import RagsiftError, UsageError
 
 T = TypeVar("T")
 ShardWork = Callable[[list[str]], list[str]]
@@ -127,4 +127,4 @@ def make_backend(name: str, workers: int | None = None, address: str | None = No
         return LocalBackend()
     if name == "ray":
         return RayBackend(workers, address, cpus_per_worker, retries)
-    raise ValueError(f"unknown job backend {name!r}; use one of {', '.join(BACKENDS)}")
+    raise UsageError(f"unknown job backend {name!r}; use one of {', '.join(BACKENDS)}")

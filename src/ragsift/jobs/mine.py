@@ -29,6 +29,7 @@ from typing import Literal
 import numpy as np
 
 from ragsift.data.beir import BeirDataset
+from ragsift.errors import UsageError
 from ragsift.jobs.backends import Lazy, ShardBackend, resolve
 from ragsift.jobs.sharded import JobResult, run_sharded
 from ragsift.jobs.teacher import Teacher
@@ -79,7 +80,10 @@ def mine_negatives(data: BeirDataset, run: Run, out: str | Path,
     Shards run on ``backend``; a :class:`Lazy` teacher loads once per worker."""
     settings = settings or FilterSettings()
     if teacher is None and (settings.method != "none" or settings.threshold is not None):
-        raise ValueError(f"the {settings.method!r} filter needs a teacher (or use none)")
+        needs = (f"the {settings.method} filter" if settings.method != "none"
+                 else "a teacher-score threshold")
+        raise UsageError(f"{needs} needs a teacher: pass --teacher, or use --filter none "
+                         "without --threshold")
     qids = sorted(q for q in data.queries
                   if any(rel > 0 for rel in data.qrels.get(q, {}).values()))
 

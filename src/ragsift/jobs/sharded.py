@@ -25,7 +25,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from ragsift.atomic import atomic_file
-from ragsift.errors import RagsiftError
+from ragsift.errors import RagsiftError, UsageError
 from ragsift.jobs.backends import LocalBackend, ShardBackend
 
 logger = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ def run_sharded(keys: Sequence[str], work: Callable[[list[str]], list[str]], out
         backend: where shards run (:mod:`ragsift.jobs.backends`; default: this process).
     """
     if shard_size < 1:
-        raise ValueError(f"shard_size must be >= 1, got {shard_size}")
+        raise UsageError(f"the shard size (--shard-size) must be >= 1, got {shard_size}")
     folder = shards_dir(out)
     folder.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256("\n".join(keys).encode("utf-8")).hexdigest()

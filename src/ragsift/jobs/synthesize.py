@@ -3,8 +3,9 @@
 Two steps:
 
 1. :func:`synthesize_queries` asks a language model (greedy: :meth:`TextGenerator.complete
-   <ragsift.rag.generator.TextGenerator.complete>` of any backend of
-   :func:`ragsift.rag.generator.load_generator`: llama.cpp, the default for a GGUF model such
+   <ragsift.models.generation.generator.TextGenerator.complete>` of any backend of
+   :func:`ragsift.models.generation.generator.load_generator`: llama.cpp, the default for a GGUF
+   model such
    as the packaged ``smollm2-135m``; transformers, batched; an OpenAI-compatible server) for
    one search query per document and writes
    training rows ``{"query", "pos": [document text], "neg": [], "query_id": "synth-<doc id>",
@@ -17,7 +18,7 @@ Two steps:
    (:mod:`ragsift.jobs.sharded`): a killed run, rerun with the same settings, writes the same
    bytes as an uninterrupted one; a rerun with other prompt or generator settings over the
    same unfinished shards (another model, backend or ``max_new_tokens``: the generator's
-   :meth:`~ragsift.rag.generator.TextGenerator.fingerprint`) is refused.
+   :meth:`~ragsift.models.generation.generator.TextGenerator.fingerprint`) is refused.
 2. :func:`round_trip_filter` indexes the corpus with a retriever, searches every generated
    query and keeps a row only when its source document is among the top ``k`` (the
    round-trip consistency filter of Promptagator), so that queries too vague to find their
@@ -55,7 +56,7 @@ from ragsift.atomic import atomic_file
 from ragsift.data.jsonl import field_list, read_jsonl
 from ragsift.errors import DataFormatError, RagsiftError
 from ragsift.jobs.sharded import JobResult, run_sharded, shards_dir
-from ragsift.rag.generator import Prompt, TextGenerator
+from ragsift.models.generation.generator import Prompt, TextGenerator
 from ragsift.retrieve.base import Retriever
 from ragsift.types import Corpus, Document, ranked
 
@@ -129,9 +130,11 @@ def query_prompt(generator: TextGenerator, document: Document,
     it (token ids of a local model, the user message for a server).
 
     ``{passage}`` is the document's title and text (its text alone when the template also has
-    ``{title}``), cut by :meth:`generator.cut <ragsift.rag.generator.TextGenerator.cut>` to
+    ``{title}``), cut by :meth:`generator.cut
+    <ragsift.models.generation.generator.TextGenerator.cut>` to
     ``max_passage_tokens``; the message goes through :meth:`generator.encode
-    <ragsift.rag.generator.TextGenerator.encode>` (the chat template when there is one).
+    <ragsift.models.generation.generator.TextGenerator.encode>` (the chat template when there is
+    one).
     """
     fields = check_template(template)
     passage = generator.cut(document.text if "title" in fields else document.full_text())
@@ -211,7 +214,7 @@ def synthesize_queries(corpus: Corpus, generator: TextGenerator, out: str | Path
 
     Args:
         corpus: the documents, by id.
-        generator: any backend of :func:`ragsift.rag.generator.load_generator`; its
+        generator: any backend of :func:`ragsift.models.generation.generator.load_generator`; its
             ``max_new_tokens``, ``batch_size`` and ``max_passage_tokens`` apply.
         out: the output jsonl (rows as :func:`synthetic_row`, in ``doc_ids`` order).
         doc_ids: the documents (default: :func:`choose_documents` of the whole corpus).

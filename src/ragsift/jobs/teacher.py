@@ -25,6 +25,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ragsift.errors import UsageError
+
 Scale = Literal["raw", "probability"]
 
 
@@ -46,7 +48,7 @@ class Teacher:
         from ragsift.rerank.base import detect_family
 
         if kind not in ("auto", "reranker", "bi-encoder"):
-            raise ValueError(f"unknown teacher kind {kind!r}; use auto, reranker or bi-encoder")
+            raise UsageError(f"unknown teacher kind {kind!r}; use auto, reranker or bi-encoder")
         if kind == "auto":
             try:
                 detect_family(resolve_model(name))
@@ -71,9 +73,7 @@ class Teacher:
         model = self.model
         if self.kind != "reranker" or getattr(model, "family", "") == "colbert":
             return raw
-        if model.calibration is not None:
-            return model.calibration.apply(raw)
-        return model.uncalibrated_probability(raw)
+        return model.probability(raw)
 
     def _raw(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
         if not len(pairs):

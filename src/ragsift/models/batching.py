@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 
+from ragsift.errors import UsageError
+
 
 def length_sorted_batches(
     lengths: Sequence[int], batch_size: int = 32, max_tokens: int | None = None
@@ -32,7 +34,7 @@ def length_sorted_batches(
         [[1, 3], [2, 0]]
     """
     if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        raise UsageError(f"batch_size must be >= 1, got {batch_size}")
     order = np.argsort(-np.asarray(lengths, dtype=np.int64), kind="stable")
     batches: list[np.ndarray] = []
     start = 0

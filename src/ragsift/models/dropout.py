@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from ragsift.errors import UsageError
+
 # the config attribute that holds the attention-probability dropout, by architecture family
 # (BERT, RoBERTa, XLM-R, MiniLM, MPNet: the first; DistilBERT, ModernBERT, Llama, Qwen: the second)
 ATTENTION_DROPOUT_KEYS = ("attention_probs_dropout_prob", "attention_dropout")
@@ -21,15 +23,15 @@ def attention_dropout_options(model_config: Any, rate: float | None) -> dict[str
     attention dropout to ``rate``; none when ``rate`` is ``None`` (keep the model's own).
 
     Raises:
-        ValueError: ``rate`` outside [0, 1), or a config with no known attention-dropout key.
+        UsageError: ``rate`` outside [0, 1), or a config with no known attention-dropout key.
     """
     if rate is None:
         return {}
     if not 0.0 <= rate < 1.0:
-        raise ValueError(f"attention dropout must be in [0, 1), got {rate}")
+        raise UsageError(f"attention dropout must be in [0, 1), got {rate}")
     keys = [key for key in ATTENTION_DROPOUT_KEYS if hasattr(model_config, key)]
     if not keys:
-        raise ValueError(f"{type(model_config).__name__} has no attention dropout setting "
+        raise UsageError(f"{type(model_config).__name__} has no attention dropout setting "
                          f"({' or '.join(ATTENTION_DROPOUT_KEYS)})")
     return {key: rate for key in keys}
 

@@ -20,7 +20,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ragsift.errors import ModelNotFoundError
+from ragsift.errors import ModelNotFoundError, UsageError
 
 
 @dataclass(frozen=True)
@@ -125,14 +125,14 @@ def gguf_file_for(name: str | os.PathLike[str], folder: Path) -> str | None:
     ``.gguf`` file of ``folder``, else ``None`` (a plain transformers folder).
 
     Raises:
-        ValueError: ``folder`` holds several ``.gguf`` files (pass ``gguf_file=`` to choose).
+        UsageError: ``folder`` holds several ``.gguf`` files (pass ``gguf_file=`` to choose).
     """
     packaged = PACKAGED_MODELS.get(os.fspath(name))
     if packaged is not None and packaged.gguf_file:
         return packaged.gguf_file
     files = sorted(folder.glob("*.gguf"))
     if len(files) > 1:
-        raise ValueError(f"{folder}: several .gguf files; pass gguf_file= one of "
+        raise UsageError(f"{folder}: several .gguf files; pass gguf_file= one of "
                          f"{[f.name for f in files]}")
     return files[0].name if files else None
 

@@ -17,6 +17,8 @@ from typing import Literal
 
 import torch
 
+from ragsift.errors import UsageError
+
 LayerChoice = Literal["first", "uniform"]
 
 
@@ -24,10 +26,10 @@ def chosen_layers(total: int, keep: int, choice: LayerChoice = "uniform") -> lis
     """Indices (ascending) of the ``keep`` layers of a ``total``-layer model to keep.
 
     Raises:
-        ValueError: ``keep`` outside ``1 .. total``.
+        UsageError: ``keep`` outside ``1 .. total``.
     """
     if not 1 <= keep <= total:
-        raise ValueError(f"layers={keep}, but the model has only {total}")
+        raise UsageError(f"layers={keep}, but the model has only {total}")
     if choice == "first":
         return list(range(keep))
     return [(m + 1) * total // keep - 1 for m in range(keep)]
@@ -45,7 +47,7 @@ def keep_layers(model: torch.nn.Module, indices: list[int]) -> None:
     found = [(name, module) for name, module in model.base_model.named_modules()
              if isinstance(module, torch.nn.ModuleList) and len(module) == total]
     if not found:
-        raise ValueError(f"{type(model).__name__} has no list of {total} layers to cut")
+        raise UsageError(f"{type(model).__name__} has no list of {total} layers to cut")
     name, stack = found[0]
     parent_name, _, attribute = name.rpartition(".")
     parent = model.base_model.get_submodule(parent_name) if parent_name else model.base_model

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from ragsift.atomic import atomic_dir
-from ragsift.errors import MissingExtraError
+from ragsift.errors import MissingExtraError, UsageError
 
 logger = logging.getLogger(__name__)
 
@@ -183,7 +183,7 @@ def backend_session(model: torch.nn.Module, example: Mapping[str, torch.Tensor],
     of ``model``, exported on first use under the fingerprint of its weights and ``kind``
     (``graph``: the module to export instead, see :func:`build_onnx`)."""
     if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; choose from {BACKENDS}")
+        raise UsageError(f"unknown backend {backend!r}; choose from {BACKENDS}")
     if backend == "torch":
         if threads:
             torch.set_num_threads(threads)

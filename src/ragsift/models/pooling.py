@@ -15,6 +15,8 @@ from typing import Literal
 
 import torch
 
+from ragsift.errors import DataFormatError, UsageError
+
 PoolingMode = Literal["mean", "max", "cls", "mean_sqrt_len", "lasttoken"]
 
 # sentence-transformers' Pooling config keys, by our mode names.
@@ -43,36 +45,41 @@ def pool(hidden: torch.Tensor, mask: torch.Tensor, mode: PoolingMode) -> torch.T
         positions = torch.arange(width, device=mask.device).expand_as(mask)
         last = (positions * mask).argmax(1)
         return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
-    raise ValueError(f"unknown pooling mode {mode!r}; choose one of {sorted(_CONFIG_KEYS)}")
+    raise _unknown_mode(mode)
 
 
 def mode_from_config(config: dict, source: str = "pooling config") -> PoolingMode:
     """Our mode name from a sentence-transformers ``1_Pooling/config.json`` dict.
 
     Raises:
-        ValueError: no mode, several modes at once, or a mode we do not implement.
+        DataFormatError: naming ``source`` (the config file): no mode, several modes at once,
+            or a mode we do not implement.
     """
     if "pooling_mode" in config:  # newer sentence-transformers write the name directly
         name = str(config["pooling_mode"]).replace("_tokens", "").replace("_token", "")
-        return _check_mode(name, source)
+        if name not in _CONFIG_KEYS:
+            raise DataFormatError(source, None, "pooling_mode",
+                                  f"unsupported pooling mode {name!r}")
+        return name  # type: ignore[return-value]
     active = [key for key, value in config.items() if key.startswith("pooling_mode") and value]
     if len(active) != 1:
-        raise ValueError(f"{source}: expected exactly one pooling mode enabled, got {active}")
+        raise DataFormatError(source, None, "pooling_mode",
+                              f"expected exactly one pooling mode enabled, got {active}")
     for mode, key in _CONFIG_KEYS.items():
         if key == active[0]:
             return mode  # type: ignore[return-value]
-    raise ValueError(f"{source}: unsupported pooling mode {active[0]!r}")
+    raise DataFormatError(source, None, active[0], "unsupported pooling mode")
 
 
-def _check_mode(name: str, source: str) -> PoolingMode:
-    if name not in _CONFIG_KEYS:
-        raise ValueError(f"{source}: unsupported pooling mode {name!r}")
-    return name  # type: ignore[return-value]
+def _unknown_mode(mode: str) -> UsageError:
+    """The error for a pooling mode (a setting the user chose) that is not one of ours."""
+    return UsageError(f"unknown pooling mode {mode!r}; choose one of {sorted(_CONFIG_KEYS)}")
 
 
 def config_for_mode(mode: PoolingMode, dim: int, include_prompt: bool = True) -> dict:
     """The sentence-transformers Pooling config dict that selects ``mode``."""
-    _check_mode(mode, "pooling")
+    if mode not in _CONFIG_KEYS:
+        raise _unknown_mode(mode)
     config: dict = {"word_embedding_dimension": dim}
     config.update({key: (name == mode) for name, key in _CONFIG_KEYS.items()})
     config["pooling_mode_weightedmean_tokens"] = False

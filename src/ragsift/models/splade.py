@@ -11,7 +11,7 @@ special tokens the tokenizer adds (``[CLS]``, ``[SEP]``; or ``<s>``, ``</s>``) u
 ``log(1 + relu(max_{i in P} l_ij))``, which is how it is computed (one max over the logits).
 Optionally only the ``top_k`` largest weights of each text are kept. A query ``q`` and a document
 ``d`` are compared with the dot product ``s(q, d) = sum_j w_j(q) * w_j(d)``
-(:class:`~ragsift.retrieve.sparse.SparseRetriever`).
+(:class:`~ragsift.retrieve.splade.SparseRetriever`).
 
 Outputs are ``scipy.sparse`` CSR matrices of shape ``(n_texts, vocab_size)``, float32.
 

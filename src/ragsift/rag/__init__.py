@@ -1,1 +1,1 @@
-"""The RAG chain: answer metrics, GainRAG gain labels, and (to come) the pipeline."""
+"""The RAG chain: retrieve, rerank, select and generate (pipeline); answer metrics."""

@@ -19,9 +19,10 @@ Stages (each swappable from a :class:`RagConfig`):
 3. selector: ``top-k`` of the final ranking, ``threshold`` (reranker probability >=
    ``threshold``, calibrated when the model has a calibration), ``all`` passages in their given
    order, ``gold`` (the supporting passages), or ``none`` (no context);
-4. generator: :func:`ragsift.rag.generator.load_generator` (transformers, llama.cpp or an
-   OpenAI-compatible server), prompted with the config's templates, few-shot examples and stop
-   sequences (:class:`ragsift.rag.prompts.PromptFormat`), its answer extracted from the raw text
+4. generator: :func:`ragsift.models.generation.generator.load_generator` (transformers, llama.cpp
+   or an OpenAI-compatible server), prompted with the config's templates, few-shot examples and stop
+   sequences (:class:`ragsift.models.generation.prompts.PromptFormat`), its answer extracted from
+   the raw text
    (``answer_extraction``). ``server_options`` (``KEY=VALUE`` items) go into every request to an
    OpenAI-compatible server; ``threads`` sets llama.cpp's thread count.
 
@@ -56,15 +57,16 @@ from tqdm.auto import tqdm
 
 from ragsift.atomic import atomic_file
 from ragsift.data.qa import Paragraph, QAExample
-from ragsift.rag.generator import TextGenerator, load_generator
-from ragsift.rag.metrics import exact_match, supporting_recall, token_f1
-from ragsift.rag.prompts import (
+from ragsift.errors import UsageError
+from ragsift.models.generation.generator import TextGenerator, load_generator
+from ragsift.models.generation.prompts import (
     DEFAULT_FEW_SHOT,
     DEFAULT_STOP,
     DEFAULT_TEMPLATE,
     DEFAULT_TEMPLATE_NO_CONTEXT,
     PromptFormat,
 )
+from ragsift.rag.metrics import exact_match, supporting_recall, token_f1
 
 logger = logging.getLogger(__name__)
 ANSWERS = "answers.jsonl"
@@ -73,12 +75,14 @@ ANSWERS = "answers.jsonl"
 @dataclass
 class RagConfig:
     """Which model runs at each stage, and how the generator is prompted (see the module
-    docstring and :mod:`ragsift.rag.prompts`).
+    docstring and :mod:`ragsift.models.generation.prompts`).
 
     Raises:
-        ragsift.rag.prompts.PromptError: a prompt key that cannot work (the message starts
-            with the key).
+        ragsift.models.generation.prompts.PromptError: a prompt key that cannot work (the message
+            starts with the key).
         RagsiftError: a ``server_options`` item that is not ``KEY=VALUE``.
+        UsageError: an unknown ``retriever``, or the ``threshold`` selector without a
+            ``reranker`` (the message starts with the key).
     """
 
     retriever: str = "bm25"
@@ -110,8 +114,12 @@ class RagConfig:
     candidates: int = 20
 
     def __post_init__(self) -> None:
+        check_retriever(self.retriever)
+        if self.selector == "threshold" and not self.reranker:
+            raise UsageError("selector: threshold keeps passages by reranker probability, so it "
+                             "needs a reranker; set reranker: MODEL or choose another selector")
         self.prompt_format()
-        from ragsift.rag.openai_generator import server_options
+        from ragsift.models.generation.openai_generator import server_options
 
         server_options(self.server_options)
 
@@ -122,14 +130,14 @@ class RagConfig:
                             self.answer_extraction, self.use_chat_template)
 
     def generator_options(self) -> dict:
-        """Keyword arguments of :func:`ragsift.rag.generator.load_generator` for
+        """Keyword arguments of :func:`ragsift.models.generation.generator.load_generator` for
         ``generator`` (the backend-specific ones only for its backend)."""
         options = {"base_url": self.base_url, "api_key_env": self.api_key_env,
                    "max_new_tokens": self.max_new_tokens, "batch_size": self.batch_size,
                    "max_passage_tokens": self.max_passage_tokens,
                    "prompt_format": self.prompt_format()}
         if self.generator.startswith("openai:"):
-            from ragsift.rag.openai_generator import server_options
+            from ragsift.models.generation.openai_generator import server_options
 
             options.update(timeout=self.timeout, extra_body=server_options(self.server_options))
         elif self.threads and not self.generator.startswith("transformers:"):
@@ -137,10 +145,28 @@ class RagConfig:
         return options
 
 
+def check_retriever(spec: str) -> None:
+    """Raise :class:`UsageError` unless ``spec`` is ``bm25``, ``dense:MODEL`` or ``none``.
+
+    Example:
+        >>> check_retriever("dense:")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ragsift.errors.UsageError: retriever: unknown RAG retriever 'dense:'; use bm25, ...
+    """
+    if spec not in ("none", "bm25") and not (spec.startswith("dense:") and spec[6:]):
+        raise UsageError(f"retriever: unknown RAG retriever {spec!r}; use bm25, dense:MODEL or "
+                         "none")
+
+
 def retrieval_scores(spec: str, examples: list[QAExample],
                      expansions: list[str] | None = None) -> list[np.ndarray]:
     """One score per passage of each example from the retriever ``spec``, with the queries
-    expanded by ``expansions`` (one text per example) when given (see the module docstring)."""
+    expanded by ``expansions`` (one text per example) when given (see the module docstring).
+
+    Raises:
+        UsageError: ``spec`` is none of the retrievers :func:`check_retriever` accepts.
+    """
+    check_retriever(spec)
     if spec == "none":
         return [-np.arange(len(e.paragraphs), dtype=np.float32) for e in examples]
     if spec == "bm25":
@@ -159,23 +185,21 @@ def retrieval_scores(spec: str, examples: list[QAExample],
             out.append(np.array([hits.get(str(i), 0.0) for i in range(len(example.paragraphs))],
                                 dtype=np.float32))
         return out
-    if spec.startswith("dense:"):
-        from ragsift.models.bi_encoder import BiEncoder
+    from ragsift.models.bi_encoder import BiEncoder
 
-        encoder = BiEncoder.from_pretrained(spec.split(":", 1)[1], normalize=True)
-        queries = encoder.encode_queries([e.question for e in examples])
-        if expansions:
-            queries = queries + encoder.encode_documents(expansions)
-            queries /= np.linalg.norm(queries, axis=1, keepdims=True).clip(1e-12)
-        passages = [p.full_text() for e in examples for p in e.paragraphs]
-        vectors = encoder.encode_documents(passages)
-        out, start = [], 0
-        for example, query in zip(examples, queries):
-            end = start + len(example.paragraphs)
-            out.append(vectors[start:end] @ query)
-            start = end
-        return out
-    raise ValueError(f"unknown RAG retriever {spec!r}: bm25, dense:MODEL or none")
+    encoder = BiEncoder.from_pretrained(spec.split(":", 1)[1], normalize=True)
+    queries = encoder.encode_queries([e.question for e in examples])
+    if expansions:
+        queries = queries + encoder.encode_documents(expansions)
+        queries /= np.linalg.norm(queries, axis=1, keepdims=True).clip(1e-12)
+    passages = [p.full_text() for e in examples for p in e.paragraphs]
+    vectors = encoder.encode_documents(passages)
+    out, start = [], 0
+    for example, query in zip(examples, queries):
+        end = start + len(example.paragraphs)
+        out.append(vectors[start:end] @ query)
+        start = end
+    return out
 
 
 class Pipeline:
@@ -186,8 +210,8 @@ class Pipeline:
         self._generator: TextGenerator | None = None
 
     def generator(self) -> TextGenerator:
-        """The generator of ``config.generator`` (:func:`ragsift.rag.generator.load_generator`),
-        loaded once."""
+        """The generator of ``config.generator``
+        (:func:`ragsift.models.generation.generator.load_generator`), loaded once."""
         if self._generator is None:
             self._generator = load_generator(self.config.generator,
                                              **self.config.generator_options())
@@ -259,8 +283,6 @@ class Pipeline:
                 row["reranker"] = raw.tolist()
                 if config.selector == "threshold":
                     row["probability"] = reranker.score(pairs, calibrated=True).tolist()
-        elif config.selector == "threshold":
-            raise ValueError("the threshold selector needs a reranker")
         for row in rows:
             final = np.asarray(row.get("reranker", row["retriever"]))
             row["ranking"] = np.argsort(-final, kind="stable").tolist()

@@ -6,9 +6,9 @@ module plus one :func:`register_family` line below.
 
 from ragsift.rerank.base import Hit, Reranker, register_family
 from ragsift.rerank.calibration import Calibration, expected_calibration_error
-from ragsift.rerank.causal_lm import CausalLMReranker, is_causal_lm
+from ragsift.rerank.colbert import LateInteractionReranker, is_late_interaction
 from ragsift.rerank.cross_encoder import CrossEncoderReranker, is_cross_encoder
-from ragsift.rerank.late_interaction import LateInteractionReranker, is_late_interaction
+from ragsift.rerank.llm import CausalLMReranker, is_causal_lm
 
 register_family("colbert", LateInteractionReranker, is_late_interaction)
 register_family("cross-encoder", CrossEncoderReranker, is_cross_encoder)

@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ragsift.errors import DataFormatError, UsageError
 from ragsift.rerank.calibration import Calibration
 from ragsift.rerank.long_documents import LongDocStrategy, expand_pairs
 from ragsift.types import Corpus, Queries, Run, ranked
@@ -86,8 +87,7 @@ class Reranker(ABC):
     def score(self, pairs: Sequence[tuple[str, str]], calibrated: bool = False) -> np.ndarray:
         """Scores of (query, passage) pairs, long passages handled by :attr:`long_doc`.
 
-        Returns raw scores, or probabilities in [0, 1] with ``calibrated=True`` (through the
-        fitted calibration, else the model's own sigmoid).
+        Returns raw scores, or with ``calibrated=True`` their :meth:`probability`.
         """
         if not len(pairs):
             return np.zeros(0, dtype=np.float32)
@@ -96,11 +96,23 @@ class Reranker(ABC):
         )
         raw = np.asarray(self.score_fitted(windows), dtype=np.float32)
         scores = aggregate_windows(raw, owners, len(pairs), self.long_doc, self.top_windows)
-        if calibrated:
-            if self.calibration is None:
-                return self.uncalibrated_probability(scores)
+        return self.probability(scores) if calibrated else scores
+
+    def probability(self, scores: np.ndarray) -> np.ndarray:
+        """Probabilities of relevance in [0, 1] for raw ``scores`` (what :meth:`score` returns
+        with ``calibrated=True``): the fitted :attr:`calibration`,
+        ``p = sigmoid(slope * s + intercept)``, when there is one, else the model's own
+        :meth:`uncalibrated_probability` (``p = sigmoid(s)`` for a log-odds score).
+
+        Args:
+            scores: raw scores, any shape.
+
+        Returns:
+            float32 probabilities, the shape of ``scores``.
+        """
+        if self.calibration is not None:
             return self.calibration.apply(scores)
-        return scores
+        return self.uncalibrated_probability(scores)
 
     def uncalibrated_probability(self, scores: np.ndarray) -> np.ndarray:
         """The model's own probability when no calibration is fitted: ``sigmoid(score)``, right
@@ -175,7 +187,8 @@ class Reranker(ABC):
         folder = resolve_model(name)
         family = family or detect_family(folder)
         if family not in _FAMILIES:
-            raise ValueError(f"unknown reranker family {family!r}; known: {sorted(_FAMILIES)}")
+            raise UsageError(f"unknown reranker family {family!r}; choose one of "
+                             f"{sorted(_FAMILIES)} or leave it unset to read it from the model")
         return _FAMILIES[family][0].from_pretrained(name, **options)
 
     @classmethod
@@ -220,13 +233,20 @@ def register_family(name: str, cls: type[Reranker],
 
 
 def detect_family(folder: Path) -> str:
-    """The family whose detector accepts ``folder``'s config.json (first registered wins)."""
+    """The family whose detector accepts ``folder``'s config.json (first registered wins).
+
+    Raises:
+        DataFormatError: no detector accepts it (the error names config.json and
+            ``architectures``, and the families to name instead).
+    """
     config_file = folder / "config.json"
     config = json.loads(config_file.read_text()) if config_file.is_file() else {}
     for name, (_, detect) in _FAMILIES.items():
         if detect(config, folder):
             return name
-    raise ValueError(
-        f"{folder}: cannot tell the reranker family from config.json "
-        f"(architectures={config.get('architectures')}); pass family= one of {sorted(_FAMILIES)}"
+    found = config.get("architectures") if config_file.is_file() else "(no config.json)"
+    raise DataFormatError(
+        config_file, None, "architectures",
+        f"cannot tell the reranker family from {found}; name the family, one of "
+        f"{sorted(_FAMILIES)}"
     )

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from ragsift.atomic import atomic_dir
+from ragsift.errors import DataFormatError
 from ragsift.models.batching import length_sorted_batches, model_max_length, pad_features
 from ragsift.models.device import default_device
 from ragsift.models.hub import resolve_model
@@ -50,7 +51,9 @@ class CrossEncoderReranker(Reranker):
         super().__init__(**options)
         labels = int(model.config.num_labels)
         if labels not in (1, 2):
-            raise ValueError(f"a cross-encoder reranker needs 1 or 2 labels, not {labels}")
+            folder = getattr(model.config, "name_or_path", "") or "."
+            raise DataFormatError(Path(folder, "config.json"), None, "num_labels",
+                                  f"a cross-encoder reranker needs 1 or 2 labels, not {labels}")
         self.device = torch.device(device or default_device())
         self.model = model.to(self.device).eval()
         self._tokenizer = tokenizer

@@ -20,6 +20,7 @@ from typing import Literal
 import numpy as np
 
 from ragsift.data.chunking import chunk_text
+from ragsift.errors import UsageError
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ def expand_pairs(
         ``(windows, owners)``: ``owners`` is non-decreasing and covers every pair.
     """
     if strategy not in STRATEGIES:
-        raise ValueError(f"unknown long-document strategy {strategy!r}; choose from {STRATEGIES}")
+        raise UsageError(f"unknown long-document strategy {strategy!r}; choose from {STRATEGIES}")
     budgets: dict[str, int] = {}
     lengths = [len(ids) for ids in tokenizer([p for _, p in pairs], add_special_tokens=False,
                                              return_attention_mask=False,
@@ -59,7 +60,7 @@ def expand_pairs(
         if query not in budgets:
             budgets[query] = budget(query)
             if budgets[query] < 8:
-                raise ValueError(f"query too long: only {budgets[query]} tokens left for the "
+                raise UsageError(f"query too long: only {budgets[query]} tokens left for the "
                                  f"passage; raise max_length or shorten the query")
         limit = budgets[query]
         if length <= limit or strategy == "truncate":

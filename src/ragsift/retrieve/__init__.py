@@ -7,12 +7,12 @@ into a retriever; :data:`KINDS` is the table of kinds it reads.
 
 from ragsift.retrieve.base import Retriever
 from ragsift.retrieve.bm25 import BM25Retriever
+from ragsift.retrieve.colbert import LateInteractionRetriever
 from ragsift.retrieve.dense import DenseRetriever
 from ragsift.retrieve.fusion import convex, rrf
 from ragsift.retrieve.hybrid import HybridRetriever
-from ragsift.retrieve.late_interaction import LateInteractionRetriever
-from ragsift.retrieve.sparse import SparseRetriever
 from ragsift.retrieve.spec import KINDS, RetrieverKind, build_retriever, parse_spec
+from ragsift.retrieve.splade import SparseRetriever
 
 __all__ = [
     "KINDS",

@@ -8,27 +8,25 @@ Document embeddings are cached on disk by model fingerprint and block content
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-from itertools import islice
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from ragsift.models.bi_encoder import BiEncoder
-from ragsift.retrieve.base import Retriever, refuse_other_model
 from ragsift.retrieve.embedding_cache import EmbeddingCache, default_cache_dir
+from ragsift.retrieve.neural import NeuralRetriever
 from ragsift.retrieve.vector_store import FaissStore, IndexKind, VectorStore, store_class
 from ragsift.types import Corpus, Queries, Run
 
 logger = logging.getLogger(__name__)
 
 
-class DenseRetriever(Retriever):
-    """Bi-encoder retrieval over a faiss index.
+class DenseRetriever(NeuralRetriever):
+    """Bi-encoder retrieval over a faiss index (or another vector store); loading the model,
+    the document ids and the block loop come from :class:`NeuralRetriever`.
 
     Args:
         encoder: a :class:`BiEncoder`, or a model name/path to load one from.
@@ -50,6 +48,7 @@ class DenseRetriever(Retriever):
     """
 
     kind = "dense"
+    model_class = BiEncoder
 
     def __init__(
         self,
@@ -63,27 +62,15 @@ class DenseRetriever(Retriever):
         show_progress: bool = False,
         store: VectorStore | None = None,
     ) -> None:
-        if not isinstance(encoder, BiEncoder):
-            encoder = BiEncoder.from_pretrained(encoder, **(encoder_options or {}))
-        self.encoder = encoder
+        super().__init__(encoder, encoder_options, show_progress)
         self.index_kind = index_kind
         self.hnsw_m, self.ef_search = hnsw_m, ef_search
         if cache_dir is None or cache_dir is True:
             cache_dir = default_cache_dir()
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self.block_size = block_size
-        self.show_progress = show_progress
         self._given_store = store
         self.store: VectorStore | None = None
-        self.doc_ids: list[str] = []
-
-    @property
-    def model_name(self) -> str:
-        return self.encoder.name
-
-    @property
-    def num_documents(self) -> int:
-        return len(self.doc_ids)
 
     @property
     def _normalize(self) -> bool:
@@ -102,26 +89,20 @@ class DenseRetriever(Retriever):
         """Encode every document (streamed in blocks, cached) and add it to a new faiss index."""
         self.store = self._given_store or FaissStore(self.encoder.dim, self.index_kind,
                                                      self.hnsw_m, ef_search=self.ef_search)
-        self.doc_ids = []
         cache = None
         if self.cache_dir:
             cache = EmbeddingCache(self.cache_dir, self.encoder.fingerprint())
-        documents = iter(corpus.items())
-        with tqdm(total=len(corpus), desc="index", unit="doc",
-                  disable=not self.show_progress) as progress:
-            while block := list(islice(documents, self.block_size)):
-                texts = [doc.full_text() for _, doc in block]
-                if cache is None:
-                    vectors = self._encode_block(texts)
-                else:
-                    vectors = cache.get_or_compute(texts, self._encode_block)
-                if isinstance(self.store, FaissStore):
-                    self.store.add(vectors)
-                else:
-                    start = len(self.doc_ids)
-                    self.store.upsert(np.arange(start, start + len(vectors)), vectors)
-                self.doc_ids.extend(doc_id for doc_id, _ in block)
-                progress.update(len(block))
+        for block in self._blocks(corpus, self.block_size):
+            texts = [doc.full_text() for doc in block]
+            if cache is None:
+                vectors = self._encode_block(texts)
+            else:
+                vectors = cache.get_or_compute(texts, self._encode_block)
+            if isinstance(self.store, FaissStore):
+                self.store.add(vectors)
+            else:
+                start = len(self.doc_ids)
+                self.store.upsert(np.arange(start, start + len(vectors)), vectors)
         if cache is not None:
             logger.info("embedding cache %s: %d blocks reused, %d encoded",
                         cache.folder, cache.hits, cache.misses)
@@ -148,16 +129,14 @@ class DenseRetriever(Retriever):
             self.store.save(folder / "index.faiss")
         else:
             self.store.save(folder / "store")
-        (folder / "doc_ids.json").write_text(json.dumps(self.doc_ids))
+        self._write_doc_ids(folder)
 
     @classmethod
     def _load_files(cls, folder: Path, manifest: dict[str, Any],
                     encoder: BiEncoder | None = None, **options: Any) -> DenseRetriever:
         config = manifest["config"]
-        refuse_other_model(folder, manifest, encoder)
-        if encoder is None:
-            encoder = BiEncoder.from_pretrained(manifest["model"], max_length=config["max_length"],
-                                                truncate_dim=config["truncate_dim"])
+        encoder = cls._index_model(folder, manifest, encoder, max_length=config["max_length"],
+                                   truncate_dim=config["truncate_dim"])
         retriever = cls(encoder, index_kind=config["index_kind"], hnsw_m=config["hnsw_m"],
                         ef_search=config["ef_search"], **options)
         kind = config.get("store", "faiss")
@@ -167,6 +146,6 @@ class DenseRetriever(Retriever):
                 retriever.store.index.hnsw.efSearch = config["ef_search"]
         else:
             retriever.store = store_class(kind).load(folder / "store")
-        retriever.doc_ids = json.loads((folder / "doc_ids.json").read_text())
+        retriever._read_doc_ids(folder)
         return retriever
 

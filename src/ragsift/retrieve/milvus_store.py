@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from ragsift.errors import MissingExtraError
+from ragsift.errors import IndexMismatchError, MissingExtraError, UsageError
 from ragsift.retrieve.filters import FIELD_PATTERN, Condition, Filter
 from ragsift.retrieve.vector_store import VectorStore, check_ids, check_vectors, empty_result
 
@@ -134,13 +134,13 @@ def derived_fields(payload: Mapping[str, Any]) -> dict[str, Any]:
 
     Input: one payload. Output: ``{ragsift_eq_<f>: sorted tokens, ragsift_lo_<f>: float,
     ragsift_hi_<f>: float}`` for each key ``f`` a filter can name, leaving out empty entries.
-    Raises ValueError for reserved keys and non-finite numbers (JSON cannot hold them).
+    Raises UsageError for reserved keys and non-finite numbers (JSON cannot hold them).
     """
     out: dict[str, Any] = {}
     for field, value in payload.items():
         if field in (ID_FIELD, VECTOR_FIELD) or field.startswith((EQ_PREFIX, LO_PREFIX,
                                                                   HI_PREFIX)):
-            raise ValueError(f"payload key {field!r} is reserved by MilvusStore (id, vector and "
+            raise UsageError(f"payload key {field!r} is reserved by MilvusStore (id, vector and "
                              f"the prefixes {EQ_PREFIX}, {LO_PREFIX}, {HI_PREFIX})")
         if not re.fullmatch(FIELD_PATTERN, field):
             continue
@@ -149,7 +149,7 @@ def derived_fields(payload: Mapping[str, Any]) -> dict[str, Any]:
                                                                np.floating))
                    and not isinstance(v, (bool, np.bool_))]
         if not all(math.isfinite(v) for v in numbers):
-            raise ValueError(f"payload key {field!r}: {value!r} holds NaN or infinity")
+            raise UsageError(f"payload key {field!r}: {value!r} holds NaN or infinity")
         tokens = sorted({t for t in map(equality_token, scalars) if t is not None})
         if tokens:
             out[derived_key(EQ_PREFIX, field)] = tokens
@@ -259,11 +259,12 @@ class MilvusStore(VectorStore):
             fields = self.client.describe_collection(self.collection)["fields"]
             dims = [int(f["params"]["dim"]) for f in fields if f["name"] == VECTOR_FIELD]
             if not dims:
-                raise ValueError(f"collection {self.collection!r} at {self.uri} has no "
-                                 f"{VECTOR_FIELD!r} field: it was not made by MilvusStore")
+                raise IndexMismatchError(f"collection {self.collection!r} at {self.uri} has "
+                                         f"no {VECTOR_FIELD!r} field: it was not made by "
+                                         f"MilvusStore")
             if dims[0] != self.dim:
-                raise ValueError(f"collection {self.collection!r} at {self.uri} holds "
-                                 f"{dims[0]}-dim vectors, not {self.dim}")
+                raise IndexMismatchError(f"collection {self.collection!r} at {self.uri} "
+                                         f"holds {dims[0]}-dim vectors, not {self.dim}")
             self.client.load_collection(self.collection)
             return
         schema = client_cls.create_schema(auto_id=False, enable_dynamic_field=True)

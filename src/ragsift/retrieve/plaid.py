@@ -38,6 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ragsift.errors import UsageError
+
 logger = logging.getLogger(__name__)
 
 RESIDUAL_BITS = (4, 8)
@@ -58,7 +60,8 @@ def default_centroids(num_tokens: int) -> int:
         (4096, 32)
     """
     if num_tokens < 1:
-        raise ValueError("no token vectors to train centroids on")
+        raise UsageError("no token vectors to train centroids on: index at least one document, "
+                         "or use the flat engine")
     return int(min(num_tokens, 2 ** round(np.log2(4 * np.sqrt(num_tokens)))))
 
 
@@ -119,7 +122,7 @@ class PlaidIndex:
     def __init__(self, centroids: np.ndarray, residual_bits: int | None,
                  quantizer: object | None = None, trained_tokens: int = 0) -> None:
         if residual_bits is not None and residual_bits not in RESIDUAL_BITS:
-            raise ValueError(f"residual_bits must be one of {RESIDUAL_BITS} or None, got "
+            raise UsageError(f"residual_bits must be one of {RESIDUAL_BITS} or None, got "
                              f"{residual_bits}")
         if (quantizer is None) != (residual_bits is None):
             raise ValueError("a residual quantizer goes with residual_bits, and only then")
@@ -149,7 +152,7 @@ class PlaidIndex:
         tokens = np.ascontiguousarray(np.concatenate(list(vectors)), dtype=np.float32)
         k = num_centroids or default_centroids(len(tokens))
         if not 1 <= k <= len(tokens):
-            raise ValueError(f"num_centroids must be between 1 and the {len(tokens)} tokens, "
+            raise UsageError(f"num_centroids must be between 1 and the {len(tokens)} tokens, "
                              f"got {k}")
         kmeans = faiss.Kmeans(tokens.shape[1], k, niter=KMEANS_ITERATIONS, seed=seed,
                               max_points_per_centroid=KMEANS_POINTS_PER_CENTROID,
@@ -161,7 +164,7 @@ class PlaidIndex:
         if residual_bits is not None:
             qtype = {4: faiss.ScalarQuantizer.QT_4bit, 8: faiss.ScalarQuantizer.QT_8bit}
             if residual_bits not in qtype:
-                raise ValueError(f"residual_bits must be one of {RESIDUAL_BITS} or None, "
+                raise UsageError(f"residual_bits must be one of {RESIDUAL_BITS} or None, "
                                  f"got {residual_bits}")
             quantizer = faiss.IndexScalarQuantizer(tokens.shape[1], qtype[residual_bits])
             if residual_bits == 4:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ragsift.errors import MissingExtraError
+from ragsift.errors import IndexMismatchError, MissingExtraError
 from ragsift.retrieve.filters import Condition, Filter
 from ragsift.retrieve.vector_store import VectorStore, check_ids, check_vectors, empty_result
 
@@ -164,7 +164,7 @@ class QdrantStore(VectorStore):
             size = self.client.get_collection(collection).config.params.vectors.size
             if size != self.dim:
                 self.client.close()
-                raise ValueError(
+                raise IndexMismatchError(
                     f"collection {collection!r} at {self.location} holds {size}-dim vectors, "
                     f"not {self.dim}"
                 )

@@ -83,9 +83,9 @@ _ROWS = (
                   argument="METHOD", keyword="method", optional=True, choices=BM25_METHODS),
     RetrieverKind("dense", "ragsift.retrieve.dense:DenseRetriever",
                   "one vector per text (a bi-encoder), searched with faiss"),
-    RetrieverKind("colbert", "ragsift.retrieve.late_interaction:LateInteractionRetriever",
+    RetrieverKind("colbert", "ragsift.retrieve.colbert:LateInteractionRetriever",
                   "one vector per token, scored by MaxSim (ColBERT)"),
-    RetrieverKind("splade", "ragsift.retrieve.sparse:SparseRetriever",
+    RetrieverKind("splade", "ragsift.retrieve.splade:SparseRetriever",
                   "learned sparse term weights (SPLADE), an inverted index"),
 )
 #: Every retriever kind a spec may name, by name (hybrid, the fusion of kinds, is syntax).

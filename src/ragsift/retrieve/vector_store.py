@@ -31,6 +31,7 @@ from typing import Any, ClassVar, Literal
 import faiss
 import numpy as np
 
+from ragsift.errors import UsageError
 from ragsift.retrieve.filters import Filter
 
 IndexKind = Literal["flat", "hnsw"]
@@ -136,7 +137,7 @@ class FaissStore(VectorStore):
             self.index.hnsw.efConstruction = ef_construction
             self.index.hnsw.efSearch = ef_search
         else:
-            raise ValueError(f"unknown index kind {kind!r}; choose 'flat' or 'hnsw'")
+            raise UsageError(f"unknown index kind {kind!r}; choose 'flat' or 'hnsw'")
         self.index_kind = kind
         self.dim = int(dim)
 
@@ -256,7 +257,7 @@ def open_store(spec: str, dim: int, **options: Any) -> VectorStore:
     """
     kind, _, uri = spec.partition(":")
     if kind not in STORES or bool(uri) == (kind == "faiss"):
-        raise ValueError(f"unknown vector store {spec!r}; use faiss, milvus:URI or qdrant:URI")
+        raise UsageError(f"unknown vector store {spec!r}; use faiss, milvus:URI or qdrant:URI")
     cls = store_class(kind)
     return cls(dim, uri, **options) if uri else cls(dim, **options)
 

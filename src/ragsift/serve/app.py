@@ -75,10 +75,17 @@ def create_app(config: ServeConfig) -> FastAPI:
         from ragsift.collection import Collection
         from ragsift.serve.collection_routes import add_collection_routes
 
+        pipeline = None
+        if config.pipeline is not None:  # read (and its reranker loaded) before serving
+            from ragsift.pipeline.config import load_pipeline
+            from ragsift.pipeline.runner import load_reranker
+
+            settings = load_pipeline(config.pipeline)
+            pipeline = (settings, load_reranker(settings))
         collection = Collection.open(config.collection)
         app.state.collection = collection
         add_collection_routes(app, collection, [Depends(authorize)],
-                              config.limits.max_documents)
+                              config.limits.max_documents, pipeline)
     app.include_router(router)
     app.include_router(open_router)
     # included routers do not list their routes in app.routes: read them from the routers

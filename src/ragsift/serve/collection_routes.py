@@ -6,11 +6,18 @@ against the current commit; they move to the new commit when it is made (one poi
 so a search never waits for more than that swap and never sees half a write. Writes are
 serialised by the collection's writer lock. Bad documents answer 422 naming the document and
 field; nothing of such a request is written.
+
+With a pipeline (``serve --pipeline FILE``, :mod:`ragsift.pipeline`), ``/search`` runs the
+pipeline's reranker and final fusion over the collection's own hits
+(:meth:`~ragsift.collection.Collection.search_pipeline`), the request's ``k`` replacing the
+pipeline's; one such search runs at a time (the reranker's tokenizer is not thread-safe).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import threading
 from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, HTTPException
@@ -18,6 +25,7 @@ from pydantic import BaseModel, Field
 
 from ragsift.collection import Collection
 from ragsift.errors import DataFormatError
+from ragsift.pipeline.config import PipelineConfig, PipelineConfigError
 from ragsift.retrieve.filters import Filter, FilterError
 from ragsift.serve.guards import unprocessable
 from ragsift.serve.schemas import Text
@@ -82,8 +90,19 @@ class DeleteResponse(BaseModel):
 
 
 def add_collection_routes(app: FastAPI, collection: Collection, guarded: list[Any],
-                          max_documents: int) -> None:
-    """Register the collection's endpoints on ``app`` (writes behind ``guarded``)."""
+                          max_documents: int,
+                          pipeline: tuple[PipelineConfig, Any] | None = None) -> None:
+    """Register the collection's endpoints on ``app`` (writes behind ``guarded``); with
+    ``pipeline`` (a config and its loaded reranker), ``/search`` reranks and fuses."""
+    rerank_lock = threading.Lock()
+
+    def search_hits(body: CollectionSearchRequest, parsed: Filter,
+                    config: PipelineConfig | None) -> list[Any]:
+        if pipeline is None or config is None:
+            return collection.search(body.query, body.k, parsed, body.unit, body.retriever)
+        with rerank_lock:
+            return collection.search_pipeline(body.query, config, pipeline[1], parsed,
+                                              body.unit, body.retriever)
 
     @app.post("/search", response_model=CollectionSearchResponse, dependencies=guarded)
     async def search(body: CollectionSearchRequest) -> CollectionSearchResponse:
@@ -93,10 +112,15 @@ def add_collection_routes(app: FastAPI, collection: Collection, guarded: list[An
             parsed = Filter.parse(body.filter)
         except FilterError as exc:
             raise unprocessable(str(exc), ["filter"]) from None
+        config = None
+        if pipeline is not None:
+            try:
+                config = dataclasses.replace(pipeline[0], k=body.k)
+            except PipelineConfigError as exc:
+                raise unprocessable(exc.message, ["k"]) from None
         generation = collection.generation
         try:
-            hits = await asyncio.to_thread(collection.search, body.query, body.k, parsed,
-                                           body.unit, body.retriever)
+            hits = await asyncio.to_thread(search_hits, body, parsed, config)
         except ValueError as exc:
             raise unprocessable(str(exc), ["retriever"]) from None
         return CollectionSearchResponse(results=[CollectionHit(**h.to_dict()) for h in hits],

@@ -18,6 +18,8 @@ A YAML file (every section optional)::
       max_wait_ms: 5                # how long a request waits for others to batch with
       max_body_bytes: 4194304       # bytes per request body (4 MiB)
     api_key: secret                 # else $RAGSIFT_API_KEY; none: no authentication
+    collection: collections/papers  # serve a collection's /search instead of an index
+    pipeline: configs/p.yaml        # with a collection: rerank + fuse its hits (ragsift.pipeline)
 
 Names are what clients put in ``model``. Reranker ``options`` go to :meth:`Reranker.load`
 (``family``, ``long_doc``, ``max_length``, ``batch_size``, ``backend``, ...), except
@@ -113,6 +115,7 @@ class ServeConfig:
     embedders: dict[str, ModelConfig] = field(default_factory=dict)
     index: IndexConfig | None = None
     collection: str | None = None
+    pipeline: str | None = None
     limits: Limits = field(default_factory=Limits)
     api_key: str | None = None
 
@@ -145,12 +148,13 @@ class ServeConfig:
         data = _mapping(data, None, source)
         _known_keys(data, [f.name for f in dataclasses.fields(cls)], None, source)
         index, api_key = data.get("index"), data.get("api_key")
-        collection = data.get("collection")
+        collection, pipeline = data.get("collection"), data.get("pipeline")
         config = cls(
             rerankers=_models(data.get("rerankers") or {}, "rerankers", source),
             embedders=_models(data.get("embedders") or {}, "embedders", source),
             index=None if index is None else _index(index, source),
             collection=None if collection is None else _text(collection, "collection", source),
+            pipeline=None if pipeline is None else _text(pipeline, "pipeline", source),
             limits=Limits.from_dict(_mapping(data.get("limits") or {}, "limits", source),
                                     source),
             api_key=None if api_key is None else _text(api_key, "api_key", source),
@@ -161,10 +165,11 @@ class ServeConfig:
     def with_flags(self, reranker: str | None = None, embedder: str | None = None,
                    index: str | None = None,
                    reranker_options: Mapping[str, Any] | None = None,
-                   collection: str | None = None) -> ServeConfig:
+                   collection: str | None = None,
+                   pipeline: str | None = None) -> ServeConfig:
         """A copy with the command line's models added (named by :func:`model_name`, replacing
         a model of that name; the reranker with ``reranker_options``) and its index path
-        replacing the config's."""
+        replacing the config's (so do its collection and pipeline)."""
         rerankers, embedders = dict(self.rerankers), dict(self.embedders)
         if reranker:
             rerankers[model_name(reranker)] = ModelConfig(reranker, dict(reranker_options or {}))
@@ -175,17 +180,22 @@ class ServeConfig:
             new_index = IndexConfig(index) if self.index is None else dataclasses.replace(
                 self.index, path=index)
         config = dataclasses.replace(self, rerankers=rerankers, embedders=embedders,
-                                     index=new_index, collection=collection or self.collection)
+                                     index=new_index, collection=collection or self.collection,
+                                     pipeline=pipeline or self.pipeline)
         config.check("<command line>")
         return config
 
     def check(self, source: str | os.PathLike[str]) -> None:
-        """Raise :class:`DataFormatError` if ``index.embedder`` names no embedder or both an
-        index and a collection would answer ``/search``."""
+        """Raise :class:`DataFormatError` if ``index.embedder`` names no embedder, both an
+        index and a collection would answer ``/search``, or a pipeline has no collection."""
         if self.index and self.collection:
             raise DataFormatError(source, None, "collection",
                                   "serve an index or a collection, not both (each answers "
                                   "/search)")
+        if self.pipeline and not self.collection:
+            raise DataFormatError(source, None, "pipeline",
+                                  "a pipeline reranks a collection's /search; serve a "
+                                  "collection too")
         if self.index and self.index.embedder and self.index.embedder not in self.embedders:
             raise DataFormatError(source, None, "index.embedder",
                                   f"no embedder named {self.index.embedder!r}; "

@@ -49,7 +49,6 @@ from ragsift.serve.services import (
     exclusive,
     fit_documents,
     matches,
-    probabilities,
     truncate_vectors,
 )
 
@@ -155,7 +154,7 @@ async def cohere_rerank(body: CohereRerankRequest, services: ServicesDep
     texts = [d if isinstance(d, str) else d.text for d in body.documents]
     raw = await raw_scores(served, services.limits, body.query, texts, body.max_tokens_per_doc,
                            "documents")
-    scores = probabilities(served.model, raw)
+    scores = served.model.probability(raw)
     results = [
         CohereRerankResult(index=i, relevance_score=float(scores[i]),
                            document=RerankDocument(text=texts[i])
@@ -176,7 +175,7 @@ async def tei_rerank(body: TeiRerankRequest, services: ServicesDep) -> list[TeiR
         limit = max(await asyncio.to_thread(budget, body.query), 1)
     scores = await raw_scores(served, services.limits, body.query, body.texts, limit, "texts")
     if not body.raw_scores:
-        scores = probabilities(served.model, scores)
+        scores = served.model.probability(scores)
     return [TeiRank(index=i, score=float(scores[i]),
                     text=body.texts[i] if body.return_text else None)
             for i in best_first(scores)]

@@ -170,18 +170,6 @@ def load_services(config: ServeConfig, metrics: Metrics) -> Services:
     return services
 
 
-def probabilities(reranker: Reranker, raw: np.ndarray) -> np.ndarray:
-    """What ``reranker.score(pairs, calibrated=True)`` returns, from raw scores of the pairs:
-    the fitted calibration, else the model's own ``sigmoid(score)``.
-
-    The same two branches as ``Reranker.score``; they belong in one ``Reranker`` method that
-    both call (rerank/base.py, another owner's file).
-    """
-    if reranker.calibration is None:
-        return reranker.uncalibrated_probability(raw)
-    return reranker.calibration.apply(raw)
-
-
 def fit_documents(tokenizer: Any, query: str, docs: list[str],
                   limit: int | None) -> tuple[list[str], int]:
     """``docs`` cut to ``limit`` tokens each (``None``: whole) and the tokens of all the

@@ -130,6 +130,14 @@ class EmbeddingConfig(TrainConfig, LoraSettings, DistillSettings):
     negatives: int = 1
     batch_size: int = 32
 
+    def __post_init__(self) -> None:
+        """Raise :class:`UsageError` unless ``matryoshka_weights`` is empty or has one weight
+        per ``matryoshka_dims`` entry."""
+        if self.matryoshka_weights and len(self.matryoshka_weights) != len(self.matryoshka_dims):
+            raise UsageError(f"matryoshka_weights: {len(self.matryoshka_weights)} weights for "
+                             f"{len(self.matryoshka_dims)} matryoshka_dims; give one weight per "
+                             "dimension, or none for weight 1 each")
+
 
 @dataclass
 class GroupLossSettings:
@@ -171,6 +179,13 @@ class RerankerConfig(TrainConfig, GroupLossSettings, DistillSettings):
     batch_size: int = 4
     max_length: int = 384
 
+    def __post_init__(self) -> None:
+        """Raise :class:`UsageError` for ``hidden_distill_weight`` > 0 without ``layers``."""
+        if self.hidden_distill_weight > 0 and not self.layers:
+            raise UsageError("hidden_distill_weight needs layers: the student learns the hidden "
+                             "states of the model it is cut from; set layers or drop "
+                             "hidden_distill_weight")
+
 
 @dataclass
 class ColbertConfig(TrainConfig, DistillSettings):
@@ -194,7 +209,7 @@ class LLMRerankerConfig(TrainConfig, GroupLossSettings, LoraSettings):
     """LLM reranker: LoRA adapters (peft) on a causal LM, trained with ``loss`` on the yes/no
     log-odds; the adapters are merged into the saved model, which loads as a plain causal LM.
     The prompt follows ``instruction`` (the question asked about each pair) and ``template``
-    (:data:`ragsift.rerank.causal_lm.TEMPLATES`)."""
+    (:data:`ragsift.rerank.llm.TEMPLATES`)."""
 
     template: Literal["plain", "qwen3"] = setting(
         "plain", "prompt layout: plain (the model's chat template) or qwen3 "

@@ -14,9 +14,9 @@ from typing import Any
 
 import torch
 
-from ragsift.models.late_interaction import LateInteractionModel
+from ragsift.models.colbert import LateInteractionModel
 from ragsift.models.maxsim import maxsim_matrix, maxsim_paired
-from ragsift.rerank.late_interaction import LateInteractionReranker
+from ragsift.rerank.colbert import LateInteractionReranker
 from ragsift.train.config import ColbertConfig
 from ragsift.train.data import TrainingItem
 from ragsift.train.distributed import pad_to_global_max, world_size

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from ragsift.errors import UsageError
 from ragsift.train.config import DistillSettings
 from ragsift.train.data import TrainingItem, text_key
 from ragsift.train.distributed import gather_with_grad, pad_to_global_max, world_size
@@ -108,8 +109,9 @@ def distillation_loss(student: torch.Tensor, batch: dict[str, torch.Tensor], met
     in-batch and hard negatives, which the teacher's own-group scores cannot supply), else
     ``T^2 * w * listwise_ce(s, T)`` over the group (the positive in column 0)."""
     if "teacher_scores" not in batch:
-        raise ValueError("distill is set but the training data has no teacher scores "
-                         "(pos_scores/neg_scores, as ragsift label writes)")
+        raise UsageError("distill is set but the training data has no teacher scores "
+                         "(pos_scores/neg_scores, as ragsift label writes); label the data "
+                         "with ragsift label or drop distill")
     teacher = batch["teacher_scores"].to(student.dtype)
     temperature = settings.distill_temperature
     if method == "kl":

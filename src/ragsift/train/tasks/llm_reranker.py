@@ -1,9 +1,9 @@
 """LLM reranker training: LoRA adapters on a causal LM, a group loss (``loss``, listwise softmax
 cross-entropy by default; :data:`ragsift.train.registry.GROUP_LOSSES`) over the yes/no log-odds
-(:meth:`ragsift.rerank.causal_lm.CausalLMReranker.log_odds`) of each group.
+(:meth:`ragsift.rerank.llm.CausalLMReranker.log_odds`) of each group.
 
 Prompts follow the config's ``template`` and ``instruction``
-(:data:`ragsift.rerank.causal_lm.TEMPLATES`); a document too long for ``max_length`` is cut at
+(:data:`ragsift.rerank.llm.TEMPLATES`); a document too long for ``max_length`` is cut at
 its end, so the instruction, the query and the answer suffix are always in the prompt and the
 log-odds are read right after the suffix.
 
@@ -23,7 +23,7 @@ import torch
 
 from ragsift.errors import RagsiftError
 from ragsift.models.batching import pad_features
-from ragsift.rerank.causal_lm import CausalLMReranker
+from ragsift.rerank.llm import CausalLMReranker
 from ragsift.train.config import LLMRerankerConfig
 from ragsift.train.data import TrainingItem
 from ragsift.train.lora import merged, with_lora

@@ -94,10 +94,7 @@ class RerankerTask(TrainingTask):
             torch.manual_seed(config.seed)  # a fresh head is seeded
             model = AutoModelForSequenceClassification.from_pretrained(folder, **extra)
         teacher = None
-        if config.hidden_distill_weight > 0:
-            if kept is None:
-                raise ValueError("hidden_distill_weight needs layers: the student learns the "
-                                 "hidden states of the model it is cut from")
+        if config.hidden_distill_weight > 0:  # the config has checked that layers is set
             teacher = copy.deepcopy(model.base_model)
         if kept is not None:
             keep_layers(model, kept)

@@ -17,24 +17,22 @@ Saved indexes hold ``documents.npz`` (``D``, written with ``scipy.sparse.save_np
 
 from __future__ import annotations
 
-import json
 import os
-from itertools import islice
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from tqdm.auto import tqdm
 
 from ragsift.errors import IndexMismatchError
 from ragsift.models.splade import SpladeEncoder
-from ragsift.retrieve.base import Retriever, refuse_other_model
+from ragsift.retrieve.neural import NeuralRetriever
 from ragsift.types import Corpus, Queries, Run
 
 
-class SparseRetriever(Retriever):
-    """SPLADE retrieval over an exact sparse inverted index.
+class SparseRetriever(NeuralRetriever):
+    """SPLADE retrieval over an exact sparse inverted index; loading the model, the document ids
+    and the block loop come from :class:`NeuralRetriever`.
 
     Args:
         encoder: a :class:`SpladeEncoder`, or a model name/path to load one from.
@@ -49,6 +47,7 @@ class SparseRetriever(Retriever):
     """
 
     kind = "splade"
+    model_class = SpladeEncoder
 
     def __init__(
         self,
@@ -58,23 +57,11 @@ class SparseRetriever(Retriever):
         encoder_options: dict[str, Any] | None = None,
         show_progress: bool = False,
     ) -> None:
-        if not isinstance(encoder, SpladeEncoder):
-            encoder = SpladeEncoder.from_pretrained(encoder, **(encoder_options or {}))
-        self.encoder = encoder
+        super().__init__(encoder, encoder_options, show_progress)
         self.block_size = block_size
         self.query_block_size = query_block_size
-        self.show_progress = show_progress
         self.documents: sp.csr_matrix | None = None
         self.postings: sp.csr_matrix | None = None
-        self.doc_ids: list[str] = []
-
-    @property
-    def model_name(self) -> str:
-        return self.encoder.name
-
-    @property
-    def num_documents(self) -> int:
-        return len(self.doc_ids)
 
     def config(self) -> dict[str, Any]:
         return {"max_length": self.encoder.max_length, "top_k": self.encoder.top_k,
@@ -83,15 +70,8 @@ class SparseRetriever(Retriever):
 
     def index(self, corpus: Corpus) -> None:
         """Encode every document (streamed in blocks) into the document-term matrix."""
-        blocks: list[sp.csr_matrix] = []
-        self.doc_ids = []
-        documents = iter(corpus.items())
-        with tqdm(total=len(corpus), desc="index", unit="doc",
-                  disable=not self.show_progress) as progress:
-            while block := list(islice(documents, self.block_size)):
-                blocks.append(self.encoder.encode_documents([doc for _, doc in block]))
-                self.doc_ids.extend(doc_id for doc_id, _ in block)
-                progress.update(len(block))
+        blocks = [self.encoder.encode_documents(block)
+                  for block in self._blocks(corpus, self.block_size)]
         if blocks:
             matrix = sp.vstack(blocks, format="csr", dtype=np.float32)
         else:
@@ -125,28 +105,25 @@ class SparseRetriever(Retriever):
         if self.documents is None:
             raise RuntimeError("nothing to save: index() first")
         sp.save_npz(folder / "documents.npz", self.documents)
-        (folder / "doc_ids.json").write_text(json.dumps(self.doc_ids))
+        self._write_doc_ids(folder)
 
     @classmethod
     def _load_files(cls, folder: Path, manifest: dict[str, Any],
                     encoder: SpladeEncoder | None = None, **options: Any) -> SparseRetriever:
         config = manifest["config"]
-        refuse_other_model(folder, manifest, encoder)
-        if encoder is None:
-            encoder = SpladeEncoder.from_pretrained(
-                manifest["model"], max_length=config["max_length"], top_k=config["top_k"],
-                mask_special_tokens=config["mask_special_tokens"])
+        encoder = cls._index_model(folder, manifest, encoder, max_length=config["max_length"],
+                                   top_k=config["top_k"],
+                                   mask_special_tokens=config["mask_special_tokens"])
+        retriever = cls(encoder, **options)
+        retriever._read_doc_ids(folder)
         matrix = sp.load_npz(folder / "documents.npz").tocsr().astype(np.float32, copy=False)
-        doc_ids = json.loads((folder / "doc_ids.json").read_text())
-        if matrix.shape != (len(doc_ids), encoder.vocab_size):
+        if matrix.shape != (retriever.num_documents, encoder.vocab_size):
             raise IndexMismatchError(
                 f"{folder}: documents.npz is {matrix.shape[0]} x {matrix.shape[1]}, expected "
-                f"{len(doc_ids)} documents x {encoder.vocab_size} terms (a corrupt index, or "
-                f"one built with another vocabulary: re-index)"
+                f"{retriever.num_documents} documents x {encoder.vocab_size} terms (a corrupt "
+                f"index, or one built with another vocabulary: re-index)"
             )
-        retriever = cls(encoder, **options)
         retriever._set_documents(matrix)
-        retriever.doc_ids = doc_ids
         return retriever
 
 

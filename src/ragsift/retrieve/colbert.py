@@ -2,7 +2,7 @@
 by nearest document tokens, exact MaxSim re-scoring.
 
 Index: every document's token vectors (unit vectors of ``embedding_size`` from a
-:class:`~ragsift.models.late_interaction.LateInteractionModel`) stored as float16 in one
+:class:`~ragsift.models.colbert.LateInteractionModel`) stored as float16 in one
 ``(T, D)`` matrix with per-document offsets, plus a faiss index over the tokens.
 
 Token pooling (``pool_factor`` p > 1), done at indexing time: a document's ``n`` token vectors
@@ -27,7 +27,6 @@ small corpora are searched exactly in milliseconds).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
@@ -36,9 +35,9 @@ from typing import Any, Literal
 import numpy as np
 from tqdm.auto import tqdm
 
-from ragsift.errors import RagsiftError
-from ragsift.models.late_interaction import LateInteractionModel
-from ragsift.retrieve.base import Retriever, refuse_other_model
+from ragsift.errors import RagsiftError, UsageError
+from ragsift.models.colbert import LateInteractionModel
+from ragsift.retrieve.neural import NeuralRetriever
 from ragsift.retrieve.plaid import PlaidIndex, token_ranges
 from ragsift.retrieve.vector_store import FaissStore, IndexKind
 from ragsift.types import Corpus, Queries, Run
@@ -83,8 +82,9 @@ def maxsim_scores(query: np.ndarray, tokens: np.ndarray, offsets: np.ndarray) ->
     return scores
 
 
-class LateInteractionRetriever(Retriever):
-    """ColBERT retrieval (see the module docstring).
+class LateInteractionRetriever(NeuralRetriever):
+    """ColBERT retrieval (see the module docstring); loading the model and the document ids
+    come from :class:`NeuralRetriever`, whose ``encoder`` is the model (also :attr:`model`).
 
     Args:
         model: a :class:`LateInteractionModel`, or a folder / packaged name / hub id.
@@ -107,6 +107,7 @@ class LateInteractionRetriever(Retriever):
     """
 
     kind = "colbert"
+    model_class = LateInteractionModel
 
     def __init__(self, model: LateInteractionModel | str | os.PathLike[str], pool_factor: int = 1,
                  token_k: int | None = 64, index_kind: IndexKind = "flat", engine: Engine = "auto",
@@ -114,16 +115,14 @@ class LateInteractionRetriever(Retriever):
                  num_centroids: int | None = None, batch_size: int = 32,
                  model_options: dict[str, Any] | None = None, show_progress: bool = False
                  ) -> None:
-        if not isinstance(model, LateInteractionModel):
-            model = LateInteractionModel.from_pretrained(model, **(model_options or {}))
         if pool_factor < 1:
-            raise ValueError(f"pool_factor must be >= 1, got {pool_factor}")
+            raise UsageError(f"pool_factor must be >= 1, got {pool_factor}")
         if engine not in ("auto", "flat", "plaid"):
-            raise RagsiftError(f"unknown ColBERT engine {engine!r}; choose auto, flat or plaid")
+            raise UsageError(f"unknown ColBERT engine {engine!r}; choose auto, flat or plaid")
         if nprobe < 1 or ncandidates < 1:
-            raise RagsiftError(f"nprobe and ncandidates must be >= 1, got {nprobe} and "
-                               f"{ncandidates}")
-        self.model = model
+            raise UsageError(f"nprobe and ncandidates must be >= 1, got {nprobe} and "
+                             f"{ncandidates}")
+        super().__init__(model, model_options, show_progress)
         self.pool_factor = pool_factor
         self.token_k = token_k
         self.index_kind = index_kind
@@ -133,20 +132,15 @@ class LateInteractionRetriever(Retriever):
         self.residual_bits = residual_bits
         self.num_centroids = num_centroids
         self.batch_size = batch_size
-        self.show_progress = show_progress
-        self.doc_ids: list[str] = []
-        self.tokens = np.zeros((0, model.embedding_size), dtype=np.float16)
+        self.tokens = np.zeros((0, self.encoder.embedding_size), dtype=np.float16)
         self.offsets = np.zeros(1, dtype=np.int64)
         self.store: FaissStore | None = None
         self.plaid: PlaidIndex | None = None
 
     @property
-    def model_name(self) -> str:
-        return self.model.name
-
-    @property
-    def num_documents(self) -> int:
-        return len(self.doc_ids)
+    def model(self) -> LateInteractionModel:
+        """The ColBERT model (the same object as ``encoder``)."""
+        return self.encoder
 
     @property
     def num_tokens(self) -> int:
@@ -165,8 +159,9 @@ class LateInteractionRetriever(Retriever):
         return {"pool_factor": self.pool_factor, "token_k": self.token_k,
                 "index_kind": self.index_kind, "engine": self.engine, "nprobe": self.nprobe,
                 "ncandidates": self.ncandidates, "residual_bits": self.residual_bits,
-                "num_centroids": self.num_centroids, "document_length":
-                self.model.config.document_length, "query_length": self.model.config.query_length}
+                "num_centroids": self.num_centroids,
+                "document_length": self.encoder.config.document_length,
+                "query_length": self.encoder.config.query_length}
 
     def index(self, corpus: Corpus) -> None:
         """Encode, pool and store every document's token vectors; build the token index."""
@@ -178,15 +173,15 @@ class LateInteractionRetriever(Retriever):
 
     def _encode_documents(self, corpus: Corpus) -> list[np.ndarray]:
         texts = [doc.full_text() for doc in corpus.values()]
-        budget = self.model.document_token_budget()
-        truncated = sum(len(ids) > budget for ids in self.model.tokenizer(
+        budget = self.encoder.document_token_budget()
+        truncated = sum(len(ids) > budget for ids in self.encoder.tokenizer(
             texts, add_special_tokens=False, verbose=False)["input_ids"])
         if truncated:
             logger.warning("%d of %d documents are longer than the model's %d-token document "
                            "length; their tail is not indexed", truncated, len(texts),
-                           self.model.config.document_length)
-        return self.model.encode(texts, is_query=False, batch_size=self.batch_size,
-                                 show_progress=self.show_progress)
+                           self.encoder.config.document_length)
+        return self.encoder.encode(texts, is_query=False, batch_size=self.batch_size,
+                                   show_progress=self.show_progress)
 
     def _pool(self, vectors: list[np.ndarray]) -> list[np.ndarray]:
         return [pool_tokens(v, self.pool_factor) for v in tqdm(
@@ -202,7 +197,7 @@ class LateInteractionRetriever(Retriever):
         if self.engine == "auto":
             self.engine = "plaid" if len(doc_ids) >= PLAID_MIN_DOCUMENTS else "flat"
         self.doc_ids = []
-        self.tokens = np.zeros((0, self.model.embedding_size), dtype=np.float16)
+        self.tokens = np.zeros((0, self.encoder.embedding_size), dtype=np.float16)
         self.offsets = np.zeros(1, dtype=np.int64)
         self.plaid = None
         if self.engine == "plaid":
@@ -236,7 +231,7 @@ class LateInteractionRetriever(Retriever):
     def _build_store(self) -> None:
         self.store = None
         if self.token_k is not None:
-            self.store = FaissStore(self.model.embedding_size, self.index_kind)
+            self.store = FaissStore(self.encoder.embedding_size, self.index_kind)
             self.store.add(self.tokens.astype(np.float32))
 
     def _candidates(self, query: np.ndarray) -> np.ndarray:
@@ -251,7 +246,7 @@ class LateInteractionRetriever(Retriever):
         if not self.doc_ids:
             raise RuntimeError("LateInteractionRetriever.search before index() or load()")
         qids = list(queries)
-        vectors = self.model.encode([queries[q] for q in qids], is_query=True,
+        vectors = self.encoder.encode([queries[q] for q in qids], is_query=True,
                                     batch_size=self.batch_size)
         run: Run = {}
         # exhaustive flat search converts the float16 matrix once per call, not per query
@@ -281,7 +276,7 @@ class LateInteractionRetriever(Retriever):
     def _save_files(self, folder: Path) -> None:
         if not self.doc_ids:
             raise RuntimeError("nothing to save: index() first")
-        (folder / "doc_ids.json").write_text(json.dumps(self.doc_ids))
+        self._write_doc_ids(folder)
         if self.plaid is not None:
             self.plaid.save(folder)
             return
@@ -296,15 +291,14 @@ class LateInteractionRetriever(Retriever):
                     ) -> LateInteractionRetriever:
         """``encoder``: an already loaded model to query with (it must be the index's)."""
         config = manifest["config"]
-        refuse_other_model(folder, manifest, encoder)
-        lengths = {"document_length": config["document_length"],
-                   "query_length": config["query_length"]}
+        encoder = cls._index_model(folder, manifest, encoder,
+                                   document_length=config["document_length"],
+                                   query_length=config["query_length"])
         settings = {key: config[key] for key in ("pool_factor", "token_k", "index_kind", "engine",
                                                  "nprobe", "ncandidates", "residual_bits",
                                                  "num_centroids") if key in config}
-        retriever = cls(encoder or manifest["model"], model_options=lengths,
-                        **{**settings, **options})
-        retriever.doc_ids = json.loads((folder / "doc_ids.json").read_text())
+        retriever = cls(encoder, **{**settings, **options})
+        retriever._read_doc_ids(folder)
         if retriever.engine == "plaid":
             retriever.plaid = PlaidIndex.load(folder, config["residual_bits"])
             return retriever

@@ -3,7 +3,8 @@
 Prompts are token ids of the GGUF's own tokenizer: the chat rendered with the GGUF's chat
 template (``tokenizer.chat_template``, the same Jinja formatter and tokenization that
 ``Llama.create_chat_completion`` and ``python -m llama_cpp.server`` use), or
-:func:`ragsift.rag.prompts.plain_chat` after the BOS token when the file has no template.
+:func:`ragsift.models.generation.prompts.plain_chat` after the BOS token when the file has no
+template.
 Decoding is greedy (temperature 0, no repeat penalty), one prompt at a time from an empty KV
 cache, so an answer depends only on its prompt; stop sequences are llama.cpp's own (the text
 ends before the first). ``n_threads`` defaults to the CPU count; on a machine whose cores are
@@ -26,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from ragsift.errors import MissingExtraError, RagsiftError
+from ragsift.models.generation.generator import TextGenerator
+from ragsift.models.generation.prompts import Message, PromptFormat, plain_chat
 from ragsift.models.hub import gguf_file_for, resolve_model
-from ragsift.rag.generator import TextGenerator
-from ragsift.rag.prompts import Message, PromptFormat, plain_chat
 
 
 class LlamaCppGenerator(TextGenerator):
@@ -37,8 +38,10 @@ class LlamaCppGenerator(TextGenerator):
     def __init__(self, model_path: str | os.PathLike[str], max_new_tokens: int = 32,
                  batch_size: int = 8, max_passage_tokens: int = 256,
                  n_threads: int | None = None, n_ctx: int = 0,
-                 prompt_format: PromptFormat | None = None) -> None:
+                 prompt_format: PromptFormat | None = None, f32_kv_cache: bool = False) -> None:
         """Load ``model_path`` (a ``.gguf`` file); ``n_ctx`` 0 is the model's trained context.
+        ``f32_kv_cache`` keeps keys and values in float32 (llama.cpp's default is float16,
+        which moves log-probs by up to ~0.2 nat on long prompts).
 
         Raises:
             MissingExtraError: ``llama-cpp-python`` is not installed.
@@ -53,9 +56,11 @@ class LlamaCppGenerator(TextGenerator):
         self.model_path = Path(model_path)
         threads = n_threads or os.cpu_count() or 1
         try:
+            kv_type = {"type_k": llama_cpp.GGML_TYPE_F32,
+                       "type_v": llama_cpp.GGML_TYPE_F32} if f32_kv_cache else {}
             self.llm = llama_cpp.Llama(model_path=str(self.model_path), n_ctx=n_ctx,
                                        n_threads=threads, n_threads_batch=threads,
-                                       verbose=False)
+                                       verbose=False, **kv_type)
         except (ValueError, RuntimeError) as exc:
             raise RagsiftError(f"{self.model_path}: llama.cpp cannot load it: {exc}") from None
         # free the model with its generator, or at exit before the interpreter tears down

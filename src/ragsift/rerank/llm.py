@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ragsift.errors import DataFormatError, UsageError
 from ragsift.models.batching import length_sorted_batches, pad_features
 from ragsift.models.causal_lm import left_padded_logits, load_causal_lm
 from ragsift.models.device import default_device
@@ -105,10 +106,11 @@ class CausalLMReranker(Reranker):
                  **options: Any) -> None:
         super().__init__(**options)
         if backend != "torch":
-            raise ValueError(f"LLM rerankers run on the torch backend only, not {backend!r}")
+            raise UsageError(f"LLM rerankers run on the torch backend only, not {backend!r}; "
+                             "use backend torch")
         if isinstance(template, str):
             if template not in TEMPLATES:
-                raise ValueError(f"unknown LLM reranker template {template!r}; choose from "
+                raise UsageError(f"unknown LLM reranker template {template!r}; choose from "
                                  f"{sorted(TEMPLATES)}")
             template = TEMPLATES[template]
         if threads:
@@ -123,7 +125,9 @@ class CausalLMReranker(Reranker):
         self.yes_ids = single_token_ids(tokenizer, _YES)
         self.no_ids = single_token_ids(tokenizer, _NO)
         if not self.yes_ids or not self.no_ids:
-            raise ValueError("the tokenizer has no single-token spelling of 'yes' or of 'no'")
+            raise DataFormatError(getattr(tokenizer, "name_or_path", "") or "the tokenizer", None,
+                                  "vocabulary", "no single-token spelling of 'yes' or of 'no', "
+                                  "whose logits an LLM reranker compares; use another model")
         pad = tokenizer.pad_token_id
         self.pad_id = pad if pad is not None else tokenizer.eos_token_id or 0
         self._head, self._tail = self._frame()
@@ -195,9 +199,9 @@ class CausalLMReranker(Reranker):
             fixed = sum(1 for start, _ in encoded["offset_mapping"][lead:end]
                         if start < len(head))
             if fixed > room:
-                raise ValueError(f"query too long: {fixed} prompt tokens before the passage "
+                raise UsageError(f"query too long: {fixed} prompt tokens before the passage "
                                  f"and {len(self._tail_ids)} after exceed max_length "
-                                 f"{self.max_length}")
+                                 f"{self.max_length}; raise max_length or shorten the query")
             # specials the tokenizer adds (BOS, [CLS] / [SEP]) stay where it puts them
             out.append(ids[:lead] + ids[lead:min(end, lead + room)] + self._tail_ids
                        + ids[max(end, lead):])

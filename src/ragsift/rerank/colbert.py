@@ -20,9 +20,10 @@ import numpy as np
 import torch
 
 from ragsift.atomic import atomic_dir
+from ragsift.errors import UsageError
+from ragsift.models.colbert import LateInteractionModel, is_late_interaction_folder
 from ragsift.models.device import default_device
 from ragsift.models.hub import resolve_model
-from ragsift.models.late_interaction import LateInteractionModel, is_late_interaction_folder
 from ragsift.models.maxsim import maxsim_paired
 from ragsift.models.onnx import Backend, backend_session
 from ragsift.rerank.base import Reranker
@@ -91,8 +92,9 @@ class LateInteractionReranker(Reranker):
         return out
 
     def uncalibrated_probability(self, scores: np.ndarray) -> np.ndarray:
-        raise ValueError("late-interaction (MaxSim) scores are not probabilities: call "
-                         "fit_calibration on labelled pairs before calibrated=True or threshold=")
+        raise UsageError("late-interaction (MaxSim) scores are not probabilities: fit a "
+                         "calibration on labelled pairs (fit_calibration) before asking for "
+                         "probabilities (calibrated=True, a threshold)")
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Save atomically in the PyLate layout, with the calibration when one is fitted."""

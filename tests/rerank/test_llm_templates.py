@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from ragsift.rerank import CausalLMReranker
-from ragsift.rerank.causal_lm import TEMPLATES
+from ragsift.rerank.llm import TEMPLATES
 
 QUERY = "which animals sleep a lot"
 LONG = "Cats are small domesticated mammals that sleep a lot. " * 60  # ~700 tokens

@@ -9,10 +9,10 @@ import torch
 
 from ragsift.data.beir import load_beir
 from ragsift.errors import IndexMismatchError
-from ragsift.models.late_interaction import LateInteractionModel
+from ragsift.models.colbert import LateInteractionModel
 from ragsift.models.maxsim import maxsim_matrix
 from ragsift.retrieve import LateInteractionRetriever, Retriever, parse_spec
-from ragsift.retrieve.late_interaction import maxsim_scores, pool_tokens
+from ragsift.retrieve.colbert import maxsim_scores, pool_tokens
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ gold answer: ``echo=True`` (return the prompt's tokens), ``logprobs=0`` (with th
 each token given the ones before it), ``max_tokens=1`` (the least a server generates; that token
 is dropped). The answer's tokens are the last tokens of the echo whose texts join into the
 answer; their log-probs are ``log p(y_t | prompt, y_<t)``, so the label is the gain of
-:mod:`ragsift.rag.gain` with ``alpha`` 0. A larger ``alpha`` is refused: the contrastive mix
+:mod:`ragsift.jobs.gain` with ``alpha`` 0. A larger ``alpha`` is refused: the contrastive mix
 ``(1 + a) z+ - a z-`` is renormalised over the whole vocabulary, and the API returns only the
 log-probs of the prompt's own tokens (and a few top alternatives).
 
@@ -24,8 +24,8 @@ shifted by one, which no client can repair. vLLM gives them with ``echo`` too; a
 chat models do not offer the completions endpoint.
 
 Before the first request the model is looked up in the server's ``/models`` list
-(:meth:`ragsift.rag.openai_generator.OpenAIGenerator.check_model`), so a wrong name fails at
-once; every failure is one
+(:meth:`ragsift.models.generation.openai_generator.OpenAIGenerator.check_model`), so a wrong name
+fails at once; every failure is one
 :class:`ragsift.errors.RagsiftError` naming the URL and model.
 """
 
@@ -38,10 +38,10 @@ from typing import Any
 import numpy as np
 
 from ragsift.errors import RagsiftError
+from ragsift.jobs.gain import BaseGainScorer
 from ragsift.models.causal_lm import cut_to_tokens
+from ragsift.models.generation.openai_generator import OpenAIGenerator
 from ragsift.models.hub import gguf_file_for, resolve_model
-from ragsift.rag.gain import BaseGainScorer
-from ragsift.rag.openai_generator import OpenAIGenerator
 
 
 class OpenAIGainScorer(BaseGainScorer):
@@ -103,7 +103,7 @@ class OpenAIGainScorer(BaseGainScorer):
 
     def answer_log_probs(self, question: str, answer: str, passages: Sequence[str]
                          ) -> list[np.ndarray]:
-        """See :meth:`ragsift.rag.gain.BaseGainScorer.answer_log_probs` (``alpha`` 0: the
+        """See :meth:`ragsift.jobs.gain.BaseGainScorer.answer_log_probs` (``alpha`` 0: the
         plain log-probs of the answer's tokens given the prompt with the passage).
 
         Raises:

@@ -16,14 +16,14 @@ has one (the answer is the assistant's reply), else followed by ``\\nAnswer:`` (
 starts with a space).
 
 Backends, behind one interface (:class:`BaseGainScorer`), chosen by :func:`load_gain_scorer`
-with a spec like the generator's (:func:`ragsift.rag.generator.load_generator`):
+with a spec like the generator's (:func:`ragsift.models.generation.generator.load_generator`):
 
 - ``transformers:NAME`` -> :class:`GainScorer` (PyTorch; a GGUF model is dequantised; batched
   with left padding and explicit position ids, so a padded row gives the logits of the row
   alone);
-- ``llama-cpp:NAME`` -> :class:`ragsift.rag.gain_llama_cpp.LlamaCppGainScorer` (the GGUF run
+- ``llama-cpp:NAME`` -> :class:`ragsift.jobs.gain_llama_cpp.LlamaCppGainScorer` (the GGUF run
   natively, quantised);
-- ``openai:MODEL`` -> :class:`ragsift.rag.gain_openai.OpenAIGainScorer` (the prompt log-probs of
+- ``openai:MODEL`` -> :class:`ragsift.jobs.gain_openai.OpenAIGainScorer` (the prompt log-probs of
   an OpenAI-compatible completions endpoint, ``echo`` + ``logprobs``; ``alpha`` 0 only, since
   the contrastive mix needs the whole next-token distribution, which that API does not return);
 - ``NAME`` alone -> llama.cpp for a GGUF model when ``llama-cpp-python`` is installed, else
@@ -272,11 +272,11 @@ def load_gain_scorer(spec: str, base_url: str = "", api_key_env: str = "OPENAI_A
     """
     backend, name = resolve_backend(spec)
     if backend == "openai":
-        from ragsift.rag.gain_openai import OpenAIGainScorer
+        from ragsift.jobs.gain_openai import OpenAIGainScorer
 
         return OpenAIGainScorer(name, base_url or None, api_key_env, **options)
     if backend == "llama-cpp":
-        from ragsift.rag.gain_llama_cpp import LlamaCppGainScorer
+        from ragsift.jobs.gain_llama_cpp import LlamaCppGainScorer
 
         return LlamaCppGainScorer.from_pretrained(name, **options)
     return GainScorer.from_pretrained(name, **options)

@@ -34,8 +34,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from ragsift.errors import MissingExtraError, RagsiftError
-from ragsift.rag.generator import TextGenerator
-from ragsift.rag.prompts import Message, PromptFormat
+from ragsift.models.generation.generator import TextGenerator
+from ragsift.models.generation.prompts import Message, PromptFormat
 
 OPENAI_URL = "https://api.openai.com/v1"
 

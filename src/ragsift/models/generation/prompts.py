@@ -19,7 +19,7 @@ names), so a user changes the prompt without touching code:
   chatting (chat-hosted models such as OpenAI's need true);
 - ``stop``: the generation ends before the first of these strings (every backend honours them;
   the default, a newline, keeps the first line only);
-- ``answer_extraction``: ``short`` or ``first-line`` (:mod:`ragsift.rag.answers`).
+- ``answer_extraction``: ``short`` or ``first-line`` (:mod:`ragsift.models.generation.answers`).
 
 Example:
     >>> fmt = PromptFormat(few_shot=(("Who wrote Hamlet?", "William Shakespeare"),))
@@ -39,7 +39,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ragsift.errors import RagsiftError
-from ragsift.rag.answers import EXTRACTIONS, extractor
+from ragsift.models.generation.answers import EXTRACTIONS, extractor
 
 DEFAULT_TEMPLATE = "{passages}\nQuestion: {question}"
 DEFAULT_TEMPLATE_NO_CONTEXT = "Question: {question}"

@@ -36,6 +36,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ragsift.atomic import atomic_dir
+from ragsift.errors import DataFormatError, UsageError
 from ragsift.models.batching import length_sorted_batches
 from ragsift.models.dropout import attention_dropout_for
 from ragsift.models.hub import model_id, resolve_model
@@ -110,7 +111,8 @@ class LateInteractionModel(torch.nn.Module):
             fill = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else \
                 tokenizer.pad_token_id
         if fill is None:
-            raise ValueError("the tokenizer has no mask, eos or pad token for query expansion")
+            raise UsageError(f"{name}: the tokenizer has no mask, eos or pad token for query "
+                             f"expansion; ColBERT needs one")
         self.expansion_id = int(fill)
         self.session: Any = None  # an ONNX/OpenVINO session for the encoder (inference only)
         self._token_types = getattr(encoder.config, "type_vocab_size", 0) > 0
@@ -124,7 +126,7 @@ class LateInteractionModel(torch.nn.Module):
             return None
         token_id = self.tokenizer.convert_tokens_to_ids(prefix)
         if token_id is None or token_id == self.tokenizer.unk_token_id:
-            raise ValueError(f"prefix {prefix!r} is not a token of the tokenizer")
+            raise UsageError(f"{self.name}: prefix {prefix!r} is not a token of the tokenizer")
         return int(token_id)
 
     # ---- loading and saving ----------------------------------------------------------------
@@ -145,14 +147,15 @@ class LateInteractionModel(torch.nn.Module):
         layout = SentenceTransformerLayout.read(folder)  # modules.json, if any
         tokenizer = AutoTokenizer.from_pretrained(layout.transformer_dir)
         if not tokenizer.is_fast:
-            raise ValueError(f"{folder}: ragsift needs a fast (Rust) tokenizer (tokenizer.json)")
+            raise UsageError(f"{folder}: ragsift needs a fast (Rust) tokenizer (tokenizer.json)")
         encoder = AutoModel.from_pretrained(
             layout.transformer_dir, **attention_dropout_for(layout.transformer_dir,
                                                             attention_dropout))
         dense = layout.dense
         if is_late_interaction_folder(folder) and dense:
             if len(dense) > 1 or dense[0].activation != "Identity":
-                raise ValueError(f"{folder}: expected one linear Dense projection")
+                raise DataFormatError(folder / "modules.json", None, "Dense",
+                                      "expected one linear Dense projection")
             projection, config = dense[0].linear, LateInteractionConfig.from_dict(st_config)
         elif (folder / "artifact.metadata").is_file() or "HF_ColBERT" in (
                 encoder.config.architectures or []):

@@ -1,24 +1,25 @@
 """The generator of the RAG chain: a language model answering from numbered passages.
 
-The prompt is a chat (:class:`ragsift.rag.prompts.PromptFormat`, set from the RAG config):
-few-shot examples as earlier user / assistant turns, then the user message of the question
+The prompt is a chat (:class:`ragsift.models.generation.prompts.PromptFormat`, set from the RAG
+config): few-shot examples as earlier user / assistant turns, then the user message of the question
 with its selected passages (``[1] title: text`` lines, each cut to ``max_passage_tokens``
 tokens); the model's chat template renders it, or, for a model without one or with
 ``use_chat_template: false``, the turns are written one after the other as ``message\nAnswer:
-answer`` blocks ending in ``message\nAnswer:`` (:func:`ragsift.rag.prompts.plain_chat`).
+answer`` blocks ending in ``message\nAnswer:``
+(:func:`ragsift.models.generation.prompts.plain_chat`).
 Decoding is greedy, at most ``max_new_tokens`` tokens, and ends before the first stop sequence
 (default a newline); the answer is extracted from the raw text (``short`` by default:
-:mod:`ragsift.rag.answers`).
+:mod:`ragsift.models.generation.answers`).
 
 :class:`TextGenerator` is the interface (``prompt``, ``answer``, ``expand``, ``complete``,
 ``encode``, ``fingerprint``); :func:`load_generator` picks a backend from a spec:
 
 - ``transformers:NAME`` -> :class:`Generator` (PyTorch, batched with left padding; the one that
   gives logits, for gain labels and training);
-- ``llama-cpp:NAME`` -> :class:`ragsift.rag.llama_cpp_generator.LlamaCppGenerator` (a GGUF file
-  run natively by llama.cpp);
-- ``openai:MODEL`` -> :class:`ragsift.rag.openai_generator.OpenAIGenerator` (chat completions of
-  an OpenAI-compatible server);
+- ``llama-cpp:NAME`` -> :class:`ragsift.models.generation.llama_cpp_generator.LlamaCppGenerator` (a
+  GGUF file run natively by llama.cpp);
+- ``openai:MODEL`` -> :class:`ragsift.models.generation.openai_generator.OpenAIGenerator` (chat
+  completions of an OpenAI-compatible server);
 - ``NAME`` alone -> llama.cpp for a GGUF model (such as the packaged ``smollm2-135m``) when
   ``llama-cpp-python`` is installed, else transformers.
 """
@@ -36,8 +37,8 @@ import torch
 from ragsift.models.batching import length_sorted_batches
 from ragsift.models.causal_lm import cut_to_tokens, load_causal_lm
 from ragsift.models.fingerprint import weights_fingerprint
+from ragsift.models.generation.prompts import Message, PromptFormat, cut_at_stop, plain_chat
 from ragsift.models.hub import gguf_file_for, resolve_model
-from ragsift.rag.prompts import Message, PromptFormat, cut_at_stop, plain_chat
 
 logger = logging.getLogger(__name__)
 # Query expansion by generation: HyDE writes a hypothetical passage (Gao et al., 2022), GAR an
@@ -58,8 +59,8 @@ class TextGenerator(ABC):
 
     Subclasses give :meth:`encode_chat`, :meth:`cut`, :meth:`complete` and
     :meth:`fingerprint`; the RAG prompt, answers and query expansions are built on them here.
-    ``prompt_format`` (default :class:`ragsift.rag.prompts.PromptFormat`) holds the templates,
-    few-shot examples, stop sequences and answer extraction.
+    ``prompt_format`` (default :class:`ragsift.models.generation.prompts.PromptFormat`) holds the
+    templates, few-shot examples, stop sequences and answer extraction.
     """
 
     def __init__(self, max_new_tokens: int = 32, batch_size: int = 8,
@@ -162,8 +163,8 @@ class Generator(TextGenerator):
 
     def encode_chat(self, messages: Sequence[Message]) -> list[int]:
         """Token ids of ``messages`` under the tokenizer's chat template (with the generation
-        prompt), or of :func:`ragsift.rag.prompts.plain_chat` when it has none; a single user
-        message gives :func:`ragsift.models.causal_lm.user_prompt_ids`."""
+        prompt), or of :func:`ragsift.models.generation.prompts.plain_chat` when it has none; a
+        single user message gives :func:`ragsift.models.causal_lm.user_prompt_ids`."""
         if getattr(self.tokenizer, "chat_template", None):
             return list(self.tokenizer.apply_chat_template(
                 list(messages), tokenize=True, add_generation_prompt=True, return_dict=False))
@@ -245,7 +246,7 @@ def load_generator(spec: str, base_url: str = "", api_key_env: str = "OPENAI_API
     if backend not in BACKENDS:
         backend, name = "auto", spec
     if backend == "openai":
-        from ragsift.rag.openai_generator import OpenAIGenerator
+        from ragsift.models.generation.openai_generator import OpenAIGenerator
 
         return OpenAIGenerator(name, base_url or None, api_key_env, **options)
     if backend == "auto":
@@ -255,7 +256,7 @@ def load_generator(spec: str, base_url: str = "", api_key_env: str = "OPENAI_API
                            "(pip install 'ragsift[llm]'); generating with transformers", name)
             backend = "transformers"
     if backend == "llama-cpp":
-        from ragsift.rag.llama_cpp_generator import LlamaCppGenerator
+        from ragsift.models.generation.llama_cpp_generator import LlamaCppGenerator
 
         return LlamaCppGenerator.from_pretrained(name, **options)
     return Generator.from_pretrained(name, **options)

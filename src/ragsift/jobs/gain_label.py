@@ -4,7 +4,7 @@ rows the reranker trainer reads (``{"query", "docs", "scores"}``, one per questi
 (:mod:`ragsift.jobs.sharded`).
 
 Two kinds of label: GainRAG gains from a generator (any backend of
-:func:`ragsift.rag.gain.load_gain_scorer`: transformers, llama.cpp, an OpenAI-compatible
+:func:`ragsift.jobs.gain.load_gain_scorer`: transformers, llama.cpp, an OpenAI-compatible
 server), or the dataset's own annotation (1.0 for a supporting paragraph, 0.0 otherwise),
 which trains the
 relevance-supervised baseline a selector is compared with, in the same format and loss."""
@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from ragsift.data.qa import QAExample
+from ragsift.jobs.gain import BaseGainScorer
 from ragsift.jobs.sharded import JobResult, run_sharded
-from ragsift.rag.gain import BaseGainScorer
 
 Labeller = Callable[[QAExample, list[str]], np.ndarray]
 
