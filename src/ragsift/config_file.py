@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import textwrap
 import types
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -76,6 +77,17 @@ def fields_help(cls: type) -> list[tuple[str, str, str, str]]:
             default = "required"
         rows.append((item.name, _type_name(hints[item.name]), default, text))
     return rows
+
+
+def help_lines(rows: list[tuple[str, str, str, str]], width: int = 96) -> list[str]:
+    """:func:`fields_help` rows as ``--help`` lines: ``  key (type; default D): help``,
+    wrapped to ``width`` columns with continuation lines indented."""
+    lines = []
+    for key, kind, default, text in rows:
+        lines += textwrap.wrap(f"{key} ({kind}; default {default}): {text}", width,
+                               break_on_hyphens=False, initial_indent="  ",
+                               subsequent_indent="      ")
+    return lines
 
 
 def _yaml_text(value: Any) -> str:

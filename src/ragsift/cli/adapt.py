@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import textwrap
 
 from ragsift.cli.argtypes import positive_int
-from ragsift.config_file import fields_help
+from ragsift.config_file import fields_help, help_lines
 from ragsift.errors import DataFormatError, UsageError
 
 logger = logging.getLogger(__name__)
@@ -68,12 +67,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def keys_help(rows: list[tuple[str, str, str, str]], width: int = 96) -> str:
     """The ``--help`` epilog: every setting as ``key (type; default): help``."""
-    lines = ["settings (config file keys, or --set KEY=VALUE):"]
-    for key, kind, default, text in rows:
-        lines += textwrap.wrap(f"{key} ({kind}; default {default}): {text}", width,
-                               break_on_hyphens=False, initial_indent="  ",
-                               subsequent_indent="      ")
-    return "\n".join(lines)
+    return "\n".join(["settings (config file keys, or --set KEY=VALUE):",
+                      *help_lines(rows, width)])
 
 
 def _positive_float(text: str) -> float:

@@ -10,9 +10,8 @@ group losses and every config key with its type, default and help.
 from __future__ import annotations
 
 import argparse
-import textwrap
 
-from ragsift.config_file import fields_help
+from ragsift.config_file import fields_help, help_lines
 from ragsift.errors import UsageError
 from ragsift.train.config import TASKS, TrainConfig
 from ragsift.train.registry import GROUP_LOSSES, table_help
@@ -57,11 +56,7 @@ def keys_help(width: int = 96) -> str:
                   [row for row in fields_help(entry.config) if row not in shared])
                  for name, entry in TASKS.items()]
     for title, rows in sections:
-        lines += ["", f"{title}:"]
-        for key, kind, default, text in rows:
-            lines += textwrap.wrap(f"{key} ({kind}; default {default}): {text}", width,
-                                   break_on_hyphens=False,
-                                   initial_indent="  ", subsequent_indent="      ")
+        lines += ["", f"{title}:", *help_lines(rows, width)]
     return "\n".join(lines)
 
 
