@@ -8,7 +8,9 @@ the round-trip filter (BM25 over the whole corpus, the source document in the to
 ``--round-trip-k``). Both run in the same process with ``--threads`` CPU threads each
 (llama.cpp's ``n_threads``, torch's intra-op threads). Reported per backend: seconds, queries
 per minute (documents asked per minute), non-empty queries, the round-trip pass rate (kept /
-generated) and how many queries equal llama.cpp's; and the speed ratio llama.cpp / transformers.
+generated), the mean prompt length in tokens (prompt processing, not generation, takes most of
+the time of a small model here) and how many queries equal llama.cpp's; and the speed ratio
+llama.cpp / transformers.
 
 Usage:
     python -m benchmarks.synth_backends [--data ../shared/datasets/scifact] [--docs 60]
@@ -29,7 +31,12 @@ import torch
 from benchmarks.common import SHARED, environment, report
 from ragsift.atomic import atomic_file
 from ragsift.data.beir import load_corpus
-from ragsift.jobs.synthesize import choose_documents, round_trip_filter, synthesize_queries
+from ragsift.jobs.synthesize import (
+    choose_documents,
+    query_prompt,
+    round_trip_filter,
+    synthesize_queries,
+)
 from ragsift.models.generation.generator import TextGenerator, load_generator
 from ragsift.retrieve.bm25 import BM25Retriever
 from ragsift.types import Corpus
@@ -48,11 +55,29 @@ def measure(name: str, generator: TextGenerator, corpus: Corpus, ids: list[str],
     filtered = round_trip_filter(raw, corpus, BM25Retriever(show_progress=False), kept, k=k)
     queries = {json.loads(line)["pos_ids"][0]: json.loads(line)["query"]
                for line in raw.read_text(encoding="utf-8").splitlines()}
+    prompts = [query_prompt(generator, corpus[d]) for d in ids]
+    prompt_tokens = [len(p) for p in prompts]
     return {"backend": name, "documents": len(ids), "queries": result.queries,
             "seconds": seconds, "queries_per_min": 60 * len(ids) / seconds,
+            "prompt_tokens_per_query": sum(prompt_tokens) / len(ids),
             "round_trip_kept": filtered.kept,
             "round_trip_pass_rate": filtered.kept / max(result.queries, 1),
-            "generated": queries}
+            **prompt_share(generator, prompts[:5]), "generated": queries}
+
+
+def prompt_share(generator: TextGenerator, prompts: list) -> dict[str, float]:
+    """One prompt at a time: seconds to read a prompt and write 1 token (``t1``) against
+    reading it and writing up to 32 (``t32``, no stop sequence); prompt tokens per second
+    ``sum(len) / sum(t1)`` and the share ``sum(t1) / sum(t32)`` of the time the prompt takes."""
+    first, full = 0.0, 0.0
+    for prompt in prompts:
+        start = time.perf_counter()
+        generator.complete([prompt], max_new_tokens=1)
+        middle = time.perf_counter()
+        generator.complete([prompt], max_new_tokens=32)
+        first, full = first + middle - start, full + time.perf_counter() - middle
+    return {"prompt_tokens_per_second": sum(map(len, prompts)) / first,
+            "prompt_share_of_time": first / full}
 
 
 def main() -> None:
@@ -90,9 +115,13 @@ def main() -> None:
     rows = [[r["backend"], f"{r['seconds']:.1f}", f"{r['queries_per_min']:.1f}",
              f"{r['queries']}/{r['documents']}",
              f"{r['round_trip_kept']} ({r['round_trip_pass_rate']:.2f})",
+             f"{r['prompt_tokens_per_query']:.0f}", f"{r['prompt_tokens_per_second']:.0f}",
+             f"{r['prompt_share_of_time']:.2f}",
              r.get("same_as_llama_cpp", "-")] for r in results]
     obj = report(results, ["backend", "seconds", "queries/min", "non-empty queries",
-                           f"round-trip kept (top {args.round_trip_k})", "same as llama.cpp"],
+                           f"round-trip kept (top {args.round_trip_k})", "prompt tokens",
+                           "prompt tokens/s", "prompt share (1 vs 32 tokens)",
+                           "same as llama.cpp"],
                  rows, None, environment=environment(["llama-cpp-python", "transformers",
                                                       "torch"]),
                  data=str(args.data), docs=len(ids), model=args.model, threads=args.threads,

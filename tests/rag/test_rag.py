@@ -40,10 +40,13 @@ def test_qa_rows_and_located_errors(tmp_path):
 def test_config_refuses_an_unknown_retriever_and_a_threshold_without_reranker():
     from ragsift.rag.pipeline import RagConfig
 
-    for spec in ("bm26", "dense:", "dense"):
-        with pytest.raises(UsageError, match=f"retriever: unknown RAG retriever '{spec}'"):
+    for spec, problem in (("bm26", "unknown retriever spec 'bm26'"),
+                          ("dense:", "retriever spec 'dense:': dense needs"),
+                          ("hybrid:bm25", "retriever spec 'hybrid:bm25': hybrid needs two")):
+        with pytest.raises(UsageError, match=f"^retriever: {problem}"):
             RagConfig(retriever=spec)
-    assert RagConfig(retriever="dense:minilm-l6").retriever == "dense:minilm-l6"
+    for spec in ("dense:minilm-l6", "hybrid:bm25+dense:minilm-l6", "none"):
+        assert RagConfig(retriever=spec).retriever == spec
     with pytest.raises(UsageError, match="selector: threshold .* needs a reranker"):
         RagConfig(selector="threshold")
     assert RagConfig(selector="threshold", reranker="m").reranker == "m"
@@ -245,17 +248,17 @@ def test_query_expansion_feeds_bm25_and_dense_retrieval(tiny_llm, tmp_path, mini
         bm25.index({str(i): Document(str(i), p.text, p.title)
                     for i, p in enumerate(example.paragraphs)})
         hits = bm25.search({"q": f"{example.question} {expansion}"}, k=10)["q"]
-        expected = [hits.get(str(i), 0.0) for i in range(len(example.paragraphs))]
-        np.testing.assert_allclose(row["retriever"], expected, rtol=1e-6)
+        for i, score in enumerate(row["retriever"]):  # passages BM25 skips rank below the rest
+            expected = hits.get(str(i), min(0.0, *hits.values()) - 1.0)
+            assert score == pytest.approx(expected, rel=1e-6)
 
-    # dense (HyDE): the query vector is the normalised sum of the query and expansion vectors
+    # dense: the retrieve layer's dense retriever searches "question expansion" too
     scores = retrieval_scores(f"dense:{minilm_dir}", examples, expansions)
     encoder = BiEncoder.from_pretrained(minilm_dir, normalize=True)
     for example, expansion, got in zip(examples, expansions, scores):
-        vector = encoder.encode_queries([example.question])[0] + \
-            encoder.encode_documents([expansion])[0]
-        vector /= np.linalg.norm(vector)
-        passages = encoder.encode_documents([p.full_text() for p in example.paragraphs])
+        vector = encoder.encode_queries([f"{example.question} {expansion}"])[0]
+        passages = encoder.encode_documents([Document("", p.text, p.title).full_text()
+                                             for p in example.paragraphs])
         np.testing.assert_allclose(got, passages @ vector, atol=1e-5)
 
 

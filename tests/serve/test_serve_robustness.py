@@ -247,3 +247,19 @@ def test_text_the_tokenizer_cannot_read_is_a_422_naming_the_fields(app, url):
         served.tokenizer = tokenizer
     assert set(fields_named(response)) == {"query", "texts"}
     assert "tokenizer cannot read" in response.text
+
+
+@pytest.mark.parametrize("path", ["/v2/rerank", "/rerank"])
+def test_a_query_too_long_for_the_reranker_is_a_422_and_fails_alone(url, path):
+    """The reranker refuses a query that leaves no room for a passage (a UsageError raised in
+    the batch): that request answers 422 with the reason, the others of its batch 200."""
+    long_query = " ".join(["wolves"] * 2000)
+    bad = dict(GOOD[path], query=long_query)
+    alone = scores(path, post(url, path, GOOD[path]).json())
+    bodies = [GOOD[path]] * 3 + [bad] + [GOOD[path]] * 3
+    responses = concurrently([lambda b=b: post(url, path, b) for b in bodies])
+    assert [r.status_code for r in responses] == [200] * 3 + [422] + [200] * 3, \
+        [r.text[:200] for r in responses]
+    assert "query too long" in responses[3].json()["detail"][0]["msg"]
+    for response in responses[:3] + responses[4:]:
+        assert np.allclose(scores(path, response.json()), alone, atol=1e-5)

@@ -60,7 +60,7 @@ def build_parser(commands: Iterable[str] | None = None) -> argparse.ArgumentPars
     Example:
         >>> parser = build_parser([])
         >>> sorted(parser._subparsers._group_actions[0].choices)[:3]
-        ['collection', 'datasets', 'demo']
+        ['adapt', 'collection', 'datasets']
     """
     full = set(COMMANDS if commands is None else commands)
     parser = argparse.ArgumentParser(

@@ -13,15 +13,14 @@ Precision (``precision``):
 
 - ``"f32"`` (default): the GGUF is converted once to float32 weights (llama.cpp's own
   dequantisation, ``llama_model_quantize`` to ``ALL_F32``; cached under
-  ``$RAGSIFT_CACHE_DIR/gguf-f32/<file hash>/``), the KV cache is float32 too (llama.cpp's
-  float16 default moved log-probs by up to 0.19 nat on 40 HotpotQA questions and swapped a
-  near-tied pair), and llama.cpp computes in float32, the weights
-  and arithmetic of the transformers path, which dequantises the same GGUF. Measured on
-  SmolLM2-135M Q4_1 and HotpotQA: the same passage ranking as transformers, gold-token
-  log-probs within 0.03, and faster than the quantised model on these prompt-only passes.
+  ``$RAGSIFT_CACHE_DIR/gguf-f32/<file hash>/``), the KV cache is float32 too (not llama.cpp's
+  float16 default), and llama.cpp computes in float32: the weights and arithmetic of the
+  transformers path, which dequantises the same GGUF, up to the order of float additions.
 - ``"native"``: the quantised file as it is. llama.cpp then rounds the activations to 8 bits
-  in every quantised matrix product, which moved gold-token log-probs by up to ~1 nat and
-  swapped near-tied passages (per-question Spearman 0.93 to 1.0 against transformers).
+  in every quantised matrix product, which moves gold-token log-probs further and can swap
+  near-tied passages.
+
+The agreement of both with transformers is measured in docs/training.md ("gain-label").
 
 Example:
     >>> scorer = LlamaCppGainScorer.from_pretrained("smollm2-135m")  # doctest: +SKIP

@@ -2,18 +2,17 @@
 
 Stages (each swappable from a :class:`RagConfig`):
 
-1. retriever: ``bm25`` (bm25s over the question's own passages), ``dense:MODEL`` (cosine of a
-   bi-encoder), or ``none`` (the given order). With ``collection`` (a folder made by
+1. retriever: any retriever spec of :mod:`ragsift.retrieve.spec` (``bm25``, ``dense:MODEL``,
+   ``splade:MODEL``, ``colbert:MODEL``, ``hybrid:...``) indexing the question's own passages, or
+   ``none`` (the given order). With ``collection`` (a folder made by
    ``ragsift collection``) retrieval is open instead: each question searches the whole
    collection (``collection_retriever``: ``bm25``, ``dense`` or ``hybrid``, default the
    collection's own) and its ``candidates`` best passages replace the question's paragraphs for
    the later stages; a retrieved passage counts as supporting when its document has the title and
    text of one of the question's supporting paragraphs. Either way, optionally with a query
-   expanded by the
-   generator (``expansion``): ``gar`` appends a generated answer and page title to the query,
-   ``hyde`` a generated hypothetical passage. BM25 searches ``question + " " + expansion``;
-   dense retrieval searches with ``normalize(E_q(question) + E_d(expansion))`` (HyDE's mean of
-   the query and hypothetical-document embeddings);
+   expanded by the generator (``expansion``): ``gar`` appends a generated answer and page title
+   to the query, ``hyde`` a generated hypothetical passage; every retriever searches
+   ``question + " " + expansion``;
 2. reranker (optional): any ragsift reranker re-scores every passage; a GainRAG selector is a
    reranker trained on gain labels;
 3. selector: ``top-k`` of the final ranking, ``threshold`` (reranker probability >=
@@ -22,8 +21,7 @@ Stages (each swappable from a :class:`RagConfig`):
 4. generator: :func:`ragsift.models.generation.generator.load_generator` (transformers, llama.cpp
    or an OpenAI-compatible server), prompted with the config's templates, few-shot examples and stop
    sequences (:class:`ragsift.models.generation.prompts.PromptFormat`), its answer extracted from
-   the raw text
-   (``answer_extraction``). ``server_options`` (``KEY=VALUE`` items) go into every request to an
+   the raw text (``answer_extraction``). ``server_options`` (``KEY=VALUE`` items) go into every request to an
    OpenAI-compatible server; ``threads`` sets llama.cpp's thread count.
 
 Outputs in the run folder: ``rankings.jsonl`` (per question: scores and order of each stage),
@@ -146,59 +144,51 @@ class RagConfig:
 
 
 def check_retriever(spec: str) -> None:
-    """Raise :class:`UsageError` unless ``spec`` is ``bm25``, ``dense:MODEL`` or ``none``.
+    """Raise :class:`UsageError` unless ``spec`` is ``none`` or a retriever spec
+    (:func:`ragsift.retrieve.spec.parse_spec`).
 
     Example:
         >>> check_retriever("dense:")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
-        ragsift.errors.UsageError: retriever: unknown RAG retriever 'dense:'; use bm25, ...
+        ragsift.errors.UsageError: retriever: retriever spec 'dense:': dense needs a ...
     """
-    if spec not in ("none", "bm25") and not (spec.startswith("dense:") and spec[6:]):
-        raise UsageError(f"retriever: unknown RAG retriever {spec!r}; use bm25, dense:MODEL or "
-                         "none")
+    if spec == "none":
+        return
+    from ragsift.retrieve.spec import parse_spec
+
+    try:
+        parse_spec(spec)
+    except UsageError as exc:
+        raise UsageError(f"retriever: {exc}") from None
 
 
 def retrieval_scores(spec: str, examples: list[QAExample],
                      expansions: list[str] | None = None) -> list[np.ndarray]:
-    """One score per passage of each example from the retriever ``spec``, with the queries
-    expanded by ``expansions`` (one text per example) when given (see the module docstring).
+    """One score per passage of each example: the retriever ``spec`` indexes the example's
+    passages alone and searches them for its question (followed by its expansion when
+    ``expansions`` has one text per example); a passage the retriever does not return (BM25
+    without a shared term) ranks below those it returned: its score is ``min(0, lowest
+    returned score) - 1``. ``none`` scores the passages ``0, -1, -2, ...`` (the given order).
 
     Raises:
-        UsageError: ``spec`` is none of the retrievers :func:`check_retriever` accepts.
+        UsageError: ``spec`` is neither ``none`` nor a retriever spec.
     """
     check_retriever(spec)
     if spec == "none":
         return [-np.arange(len(e.paragraphs), dtype=np.float32) for e in examples]
-    if spec == "bm25":
-        from ragsift.retrieve import BM25Retriever
-        from ragsift.types import Document
+    from ragsift.retrieve.spec import build_retriever
+    from ragsift.types import Document
 
-        out = []
-        for example in examples:
-            bm25 = BM25Retriever()
-            bm25.index({str(i): Document(str(i), p.text, p.title)
-                        for i, p in enumerate(example.paragraphs)})
-            query = example.question
-            if expansions:
-                query = f"{query} {expansions[len(out)]}"
-            hits = bm25.search({"q": query}, k=len(example.paragraphs))["q"]
-            out.append(np.array([hits.get(str(i), 0.0) for i in range(len(example.paragraphs))],
-                                dtype=np.float32))
-        return out
-    from ragsift.models.bi_encoder import BiEncoder
-
-    encoder = BiEncoder.from_pretrained(spec.split(":", 1)[1], normalize=True)
-    queries = encoder.encode_queries([e.question for e in examples])
-    if expansions:
-        queries = queries + encoder.encode_documents(expansions)
-        queries /= np.linalg.norm(queries, axis=1, keepdims=True).clip(1e-12)
-    passages = [p.full_text() for e in examples for p in e.paragraphs]
-    vectors = encoder.encode_documents(passages)
-    out, start = [], 0
-    for example, query in zip(examples, queries):
-        end = start + len(example.paragraphs)
-        out.append(vectors[start:end] @ query)
-        start = end
+    retriever = build_retriever(spec)  # models load once; each index() starts afresh
+    out = []
+    for i, example in enumerate(examples):
+        retriever.index({str(j): Document(str(j), p.text, p.title)
+                         for j, p in enumerate(example.paragraphs)})
+        query = f"{example.question} {expansions[i]}" if expansions else example.question
+        hits = retriever.search({"q": query}, k=len(example.paragraphs))["q"]
+        floor = min(0.0, *hits.values()) - 1.0
+        out.append(np.array([hits.get(str(j), floor) for j in range(len(example.paragraphs))],
+                            dtype=np.float32))
     return out
 
 

@@ -18,6 +18,7 @@ import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from ragsift.errors import UsageError
 from ragsift.rerank import Reranker
 from ragsift.serve.batcher import WorkerStopped
 from ragsift.serve.config import Limits, ServeConfig
@@ -123,15 +124,29 @@ async def tokenize(served: Served, fields: Sequence[str], fn: Callable[..., Resu
 
 
 async def run_model(served: Served, item: Any, tokens: int) -> Any:
-    """``item``'s result from ``served``'s batcher: a 503 once its worker has stopped, a 500
-    naming the model when the model fails on this request (the log has the traceback)."""
+    """``item``'s result from ``served``'s batcher: a 503 once its worker has stopped, a 422
+    with the message when the model refuses this request's input (a :class:`UsageError`, such
+    as a query that leaves no room for the passage), a 500 naming the model when the model
+    fails on it otherwise (the log has the traceback). The batcher keeps either failure to the
+    requests that cause it."""
     try:
         return await served.batcher.submit(item, tokens)
     except WorkerStopped as exc:
         raise HTTPException(503, f"{exc}; the server must be restarted") from exc
+    except UsageError as exc:
+        raise unprocessable(str(exc), ()) from exc
     except Exception as exc:
         raise HTTPException(500, f"{served.batcher.name} failed on this request "
                                  f"({type(exc).__name__}; the server log has details)") from exc
+
+
+def probabilities(served: Served[Reranker], raw: np.ndarray) -> np.ndarray:
+    """The reranker's probabilities of relevance for its ``raw`` scores; a 422 when it has
+    none (a ColBERT model without a calibration: ask for raw scores)."""
+    try:
+        return served.model.probability(raw)
+    except UsageError as exc:
+        raise unprocessable(str(exc), ()) from exc
 
 
 async def raw_scores(served: Served[Reranker], limits: Limits, query: str, docs: list[str],
@@ -154,7 +169,7 @@ async def cohere_rerank(body: CohereRerankRequest, services: ServicesDep
     texts = [d if isinstance(d, str) else d.text for d in body.documents]
     raw = await raw_scores(served, services.limits, body.query, texts, body.max_tokens_per_doc,
                            "documents")
-    scores = served.model.probability(raw)
+    scores = probabilities(served, raw)
     results = [
         CohereRerankResult(index=i, relevance_score=float(scores[i]),
                            document=RerankDocument(text=texts[i])
@@ -175,7 +190,7 @@ async def tei_rerank(body: TeiRerankRequest, services: ServicesDep) -> list[TeiR
         limit = max(await asyncio.to_thread(budget, body.query), 1)
     scores = await raw_scores(served, services.limits, body.query, body.texts, limit, "texts")
     if not body.raw_scores:
-        scores = served.model.probability(scores)
+        scores = probabilities(served, scores)
     return [TeiRank(index=i, score=float(scores[i]),
                     text=body.texts[i] if body.return_text else None)
             for i in best_first(scores)]

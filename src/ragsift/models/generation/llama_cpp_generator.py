@@ -40,8 +40,7 @@ class LlamaCppGenerator(TextGenerator):
                  n_threads: int | None = None, n_ctx: int = 0,
                  prompt_format: PromptFormat | None = None, f32_kv_cache: bool = False) -> None:
         """Load ``model_path`` (a ``.gguf`` file); ``n_ctx`` 0 is the model's trained context.
-        ``f32_kv_cache`` keeps keys and values in float32 (llama.cpp's default is float16,
-        which moves log-probs by up to ~0.2 nat on long prompts).
+        ``f32_kv_cache`` keeps keys and values in float32 (llama.cpp's default is float16).
 
         Raises:
             MissingExtraError: ``llama-cpp-python`` is not installed.
