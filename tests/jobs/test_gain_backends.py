@@ -176,10 +176,13 @@ def transformers_scorer():
 def test_llama_cpp_labels_agree_with_transformers_on_the_same_weights(llama_scorer,
                                                                       transformers_scorer):
     examples = qa_examples(int(os.environ.get("RAGSIFT_SLOW_QUERIES", "0")) or 3)
-    assert llama_scorer.prompt_ids(*examples[0][:1], examples[0][2][0]) == \
-        transformers_scorer.prompt_ids(*examples[0][:1], examples[0][2][0])
+    for question, answer, passages in examples:  # the same tokens (HotpotQA has space runs)
+        assert llama_scorer.answer_ids(answer) == transformers_scorer.answer_ids(answer)
+        for passage in [None, *passages]:
+            assert llama_scorer.prompt_ids(question, passage) == \
+                transformers_scorer.prompt_ids(question, passage)
     rho, gain_diff, token_diff = agreement(llama_scorer, transformers_scorer, examples)
-    assert rho >= 0.99 and gain_diff < 0.05 and token_diff < 0.25
+    assert rho >= 0.99 and gain_diff < 0.05 and token_diff < 0.1
 
 
 def test_openai_errors_are_one_line(gguf, tmp_path, monkeypatch):

@@ -13,7 +13,8 @@ labels are comparable across the passages of one question. With ``a = 0`` the la
 the log-probabilities of the gold tokens given the prompt with the passage. Prompts are the user
 messages :data:`WITH_PASSAGE` / :data:`WITHOUT_PASSAGE`, under the model's chat template when it
 has one (the answer is the assistant's reply), else followed by ``\\nAnswer:`` (the answer then
-starts with a space).
+starts with a space); runs of spaces in the question and passage are collapsed to one
+(:func:`collapse_spaces`).
 
 Backends, behind one interface (:class:`BaseGainScorer`), chosen by :func:`load_gain_scorer`
 with a spec like the generator's (:func:`ragsift.models.generation.generator.load_generator`):
@@ -41,6 +42,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
@@ -63,6 +65,18 @@ logger = logging.getLogger(__name__)
 WITH_PASSAGE = "Context: {passage}\n\nAnswer the question in a few words.\nQuestion: {question}"
 WITHOUT_PASSAGE = "Answer the question in a few words.\nQuestion: {question}"
 BACKENDS = ("transformers", "llama-cpp", "openai")
+_SPACE_RUN = re.compile(r"[^\S\n]{2,}")
+
+
+def collapse_spaces(text: str) -> str:
+    r"""``text`` with every run of two or more whitespace characters other than newlines
+    (spaces, tabs, Unicode spaces such as U+2009) replaced by one space.
+
+    Example:
+        >>> collapse_spaces("the  8th Brigade (    1600 -\t\u20091670)\n\nNext")
+        'the 8th Brigade ( 1600 - 1670)\n\nNext'
+    """
+    return _SPACE_RUN.sub(" ", text)
 
 
 def gain_from_log_probs(log_probs: np.ndarray) -> float:
@@ -121,10 +135,16 @@ class BaseGainScorer(ABC):
 
     def message(self, question: str, passage: str | None) -> str:
         """The user message: :data:`WITH_PASSAGE` (the passage cut by :meth:`cut`), or
-        :data:`WITHOUT_PASSAGE` when ``passage`` is None."""
+        :data:`WITHOUT_PASSAGE` when ``passage`` is None. Runs of whitespace in the question
+        and passage become one space (:func:`collapse_spaces`): llama.cpp's tokenizer splits
+        such runs otherwise than the Hugging Face tokenizer of the same model, so without this
+        the backends would score different token sequences.
+        """
+        question = collapse_spaces(question)
         if passage is None:
             return WITHOUT_PASSAGE.format(question=question)
-        return WITH_PASSAGE.format(passage=self.cut(passage), question=question)
+        return WITH_PASSAGE.format(passage=self.cut(collapse_spaces(passage)),
+                                   question=question)
 
     def gains(self, question: str, answer: str, passages: Sequence[str]) -> np.ndarray:
         """Gain labels of ``passages`` for one question (float64, one per passage)."""
