@@ -19,10 +19,11 @@ Stages (each swappable from a :class:`RagConfig`):
    ``threshold``, calibrated when the model has a calibration), ``all`` passages in their given
    order, ``gold`` (the supporting passages), or ``none`` (no context);
 4. generator: :func:`ragsift.models.generation.generator.load_generator` (transformers, llama.cpp
-   or an OpenAI-compatible server), prompted with the config's templates, few-shot examples and stop
-   sequences (:class:`ragsift.models.generation.prompts.PromptFormat`), its answer extracted from
-   the raw text (``answer_extraction``). ``server_options`` (``KEY=VALUE`` items) go into every request to an
-   OpenAI-compatible server; ``threads`` sets llama.cpp's thread count.
+   or an OpenAI-compatible server), prompted with the config's templates, few-shot examples and
+   stop sequences (:class:`ragsift.models.generation.prompts.PromptFormat`), its answer
+   extracted from the raw text (``answer_extraction``). ``server_options`` (``KEY=VALUE``
+   items) go into every request to an OpenAI-compatible server; ``threads`` sets llama.cpp's
+   thread count.
 
 Outputs in the run folder: ``rankings.jsonl`` (per question: scores and order of each stage),
 ``predictions.jsonl`` (answer, gold, selected passages, EM, F1) and ``metrics.json`` (mean EM,
