@@ -182,7 +182,8 @@ def test_llama_cpp_labels_agree_with_transformers_on_the_same_weights(llama_scor
             assert llama_scorer.prompt_ids(question, passage) == \
                 transformers_scorer.prompt_ids(question, passage)
     rho, gain_diff, token_diff = agreement(llama_scorer, transformers_scorer, examples)
-    assert rho >= 0.99 and gain_diff < 0.05 and token_diff < 0.1
+    # measured on 40 HotpotQA questions x 10 paragraphs: 1.0, 0.0000 and 0.0001
+    assert rho >= 0.99 and gain_diff < 0.01 and token_diff < 0.01
 
 
 def test_openai_errors_are_one_line(gguf, tmp_path, monkeypatch):
@@ -221,8 +222,8 @@ def test_openai_labels_agree_with_transformers_and_llama_cpp(f32_gguf, llama_sco
                                                                                     None))
             # the server scores each prompt token in Python: short prompts keep this test short
             rho, gain_diff, token_diff = agreement(remote, transformers_scorer, MADE_UP)
-            assert rho >= 0.99 and gain_diff < 0.05 and token_diff < 0.1
+            assert rho >= 0.99 and gain_diff < 0.02 and token_diff < 0.02  # measured 0.0036
             rho, gain_diff, token_diff = agreement(remote, llama_scorer, MADE_UP)
-            assert rho >= 0.99 and gain_diff < 0.05 and token_diff < 0.1
+            assert rho >= 0.99 and gain_diff < 0.02 and token_diff < 0.02
     finally:
         llama_scorer.alpha = transformers_scorer.alpha = 0.5
