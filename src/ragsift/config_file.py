@@ -33,7 +33,7 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_
 import yaml
 
 from ragsift.data.lines import read_text
-from ragsift.errors import DataFormatError
+from ragsift.errors import DataFormatError, SettingError
 
 T = TypeVar("T")
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1
@@ -174,8 +174,10 @@ def load_dataclass(cls: type[T], path: str | Path | None = None,
     values are ignored); ``limits`` gives the allowed range of numeric fields by name.
 
     Raises:
-        DataFormatError: unreadable YAML, an unknown key, or a value of the wrong type or out
-            of range; the error names the file (or ``<command line>``), line and key.
+        DataFormatError: unreadable YAML, an unknown key, a value of the wrong type or out
+            of range, or a :class:`~ragsift.errors.SettingError` of ``cls``'s own checks; the
+            error names the file (or ``<command line>`` for a value set there, or with no
+            file), line and key (the line of ``few_shot`` for ``few_shot[1]``).
     """
     values: dict[str, tuple[Any, int | None]] = {}
     if path is not None:
@@ -193,7 +195,14 @@ def load_dataclass(cls: type[T], path: str | Path | None = None,
                                   f"unknown key for {what}; known: {sorted(names)}")
         checker = _Checker(where, line, (limits or {}).get(key), from_text=line is None)
         kwargs[key] = checker.check(value, hints[key], key)
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except SettingError as exc:
+        base = exc.key.split("[", 1)[0]
+        _, line = values.get(base, (None, None))
+        from_file = path is not None and (line is not None or base not in values)
+        raise DataFormatError(Path(path) if from_file else "<command line>", line, exc.key,
+                              exc.message) from None
 
 
 def _read_yaml(path: Path) -> dict[str, tuple[Any, int | None]]:

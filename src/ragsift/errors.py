@@ -55,3 +55,18 @@ class MissingExtraError(RagsiftError, ImportError):
 
 class UsageError(RagsiftError, ValueError):
     """A command-line argument or option value that cannot work (exit status 2 on the CLI)."""
+
+
+class SettingError(UsageError):
+    """A config setting that cannot work, found while the config is built (``__post_init__``);
+    ``key`` names it (``few_shot[1]`` is item 1 of ``few_shot``), so that
+    :func:`ragsift.config_file.load_dataclass` reports the file and line of that key.
+
+    Example:
+        >>> str(SettingError("stop[0]", "empty"))
+        'stop[0]: empty'
+    """
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"{key}: {message}")
+        self.key, self.message = key, message

@@ -65,6 +65,23 @@ def test_refusals_name_file_line_and_key(tmp_path, text, line, field, words):
     assert str(error).startswith(f'{path}, line {line}, field "{field}": ')
 
 
+def test_a_check_across_keys_names_the_key_where_its_value_came_from(tmp_path):
+    """load_dataclass places a SettingError at its key's line; a key that came from the
+    overrides is the command line's; one left at its default names the file alone."""
+    from ragsift.config_file import load_dataclass
+
+    path = write(tmp_path, "rerank_model: m\nrerank_top_n: 10\n")
+    with pytest.raises(DataFormatError) as caught:  # k is left at its default, 100
+        load_dataclass(PipelineConfig, path)
+    assert (caught.value.path, caught.value.line, caught.value.field) == (str(path), None, "k")
+    with pytest.raises(DataFormatError) as caught:
+        load_dataclass(PipelineConfig, path, {"k": 20})
+    assert (caught.value.path, caught.value.line) == ("<command line>", None)
+    with pytest.raises(DataFormatError) as caught:
+        load_dataclass(PipelineConfig, None, {"final_fusion": "rrf"})
+    assert str(caught.value).startswith('<command line>, field "final_fusion": fuses')
+
+
 def test_example_configs_load():
     paths = sorted(CONFIGS.glob("pipeline-*.yaml"))
     assert paths

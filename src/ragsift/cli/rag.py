@@ -34,8 +34,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ragsift.config_file import load_dataclass
     from ragsift.data.qa import load_qa
-    from ragsift.errors import DataFormatError
-    from ragsift.models.generation.prompts import PromptError
     from ragsift.rag.pipeline import Pipeline, RagConfig
 
     overrides = {}
@@ -46,27 +44,7 @@ def run(args: argparse.Namespace) -> int:
         overrides[key.strip().replace("-", "_")] = value
     if args.collection:
         overrides["collection"] = args.collection
-    try:
-        config = load_dataclass(RagConfig, args.config, overrides, what="the RAG pipeline")
-    except PromptError as exc:  # checked after loading: name the file and the key
-        message = str(exc).removeprefix(f"{exc.key}: ")
-        if args.config is None or exc.key.split("[", 1)[0] in overrides:
-            raise DataFormatError("<command line>", None, exc.key, message) from None
-        raise DataFormatError(args.config, _key_line(args.config, exc.key), exc.key,
-                              message) from None
+    config = load_dataclass(RagConfig, args.config, overrides, what="the RAG pipeline")
     examples = load_qa(args.questions)[:args.limit]
     Pipeline(config).run(examples, args.out)
     return 0
-
-
-def _key_line(path: str, key: str) -> int | None:
-    """The 1-based line of top-level ``key`` (``few_shot`` for ``few_shot[1]``) in the YAML file
-    ``path``, or None when it is not there (the key came from ``--set``)."""
-    import re
-
-    pattern = re.compile(rf"{re.escape(key.split('[', 1)[0])}\s*:")
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if pattern.match(line):
-                return number
-    return None

@@ -6,10 +6,9 @@ CLI contract: ``ragsift synth --data DIR --generator SPEC [--base-url URL] [--ap
 [--beir DIR]``
 
 ``--generator`` is a spec of :func:`ragsift.models.generation.generator.load_generator`: a model
-name alone
-(llama.cpp for a GGUF model such as the packaged ``smollm2-135m`` when ``llama-cpp-python`` is
-installed, else transformers), ``transformers:NAME``, ``llama-cpp:NAME`` or ``openai:MODEL``
-(an OpenAI-compatible server at ``--base-url``, its key in the environment variable
+name alone (llama.cpp for a GGUF model such as the packaged ``smollm2-135m`` when
+``llama-cpp-python`` is installed, else transformers), ``transformers:NAME``, ``llama-cpp:NAME`` or
+``openai:MODEL`` (an OpenAI-compatible server at ``--base-url``, its key in the environment variable
 ``--api-key-env``).
 
 The generated rows go to ``FILE.raw.jsonl`` beside ``--out`` (to ``--out`` itself with

@@ -1,13 +1,13 @@
 """The llama.cpp backend of the gain labels: a GGUF model run by llama.cpp.
 
 Prompts and passage cuts are those of
-:class:`ragsift.models.generation.llama_cpp_generator.LlamaCppGenerator`
-(the GGUF's own tokenizer and chat template, the same ids as the transformers path's
-tokenizer), whose loaded model this scorer evaluates. For each (prompt, answer) the KV cache is
-cleared, the prompt is evaluated in one batch and the answer's tokens one at a time; after each
-step the logits of the last position (``llama_get_logits_ith(ctx, -1)``, the whole vocabulary)
-predict the next answer token. So the scorer needs no ``logits_all`` buffer of
-``n_ctx x vocab`` floats, and any ``alpha`` works (see :mod:`ragsift.jobs.gain`).
+:class:`ragsift.models.generation.llama_cpp_generator.LlamaCppGenerator` (the GGUF's own tokenizer
+and chat template, the same ids as the transformers path's tokenizer), whose loaded model this
+scorer evaluates. For each (prompt, answer) the KV cache is cleared, the prompt is evaluated in one
+batch and the answer's tokens one at a time; after each step the logits of the last position
+(``llama_get_logits_ith(ctx, -1)``, the whole vocabulary) predict the next answer token. So the
+scorer needs no ``logits_all`` buffer of ``n_ctx x vocab`` floats, and any ``alpha`` works (see
+:mod:`ragsift.jobs.gain`).
 
 Precision (``precision``):
 

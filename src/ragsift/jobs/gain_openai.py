@@ -25,8 +25,7 @@ chat models do not offer the completions endpoint.
 
 Before the first request the model is looked up in the server's ``/models`` list
 (:meth:`ragsift.models.generation.openai_generator.OpenAIGenerator.check_model`), so a wrong name
-fails at once; every failure is one
-:class:`ragsift.errors.RagsiftError` naming the URL and model.
+fails at once; every failure is one :class:`ragsift.errors.RagsiftError` naming the URL and model.
 """
 
 from __future__ import annotations

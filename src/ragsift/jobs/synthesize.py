@@ -5,19 +5,17 @@ Two steps:
 1. :func:`synthesize_queries` asks a language model (greedy: :meth:`TextGenerator.complete
    <ragsift.models.generation.generator.TextGenerator.complete>` of any backend of
    :func:`ragsift.models.generation.generator.load_generator`: llama.cpp, the default for a GGUF
-   model such
-   as the packaged ``smollm2-135m``; transformers, batched; an OpenAI-compatible server) for
-   one search query per document and writes
-   training rows ``{"query", "pos": [document text], "neg": [], "query_id": "synth-<doc id>",
-   "pos_ids": [doc id]}``, the format ``ragsift train`` reads (rows without negatives train
-   with in-batch negatives only: ``--set negatives=0``). The prompt is :data:`DEFAULT_TEMPLATE`
-   or the caller's, with the passage cut to the generator's ``max_passage_tokens`` (its own
-   tokenizer's tokens; words for a server) and wrapped by the backend's chat template. Each
-   generation is cleaned by :func:`clean_query`; a document whose generation is empty after
-   cleaning gets no row (the count is returned and logged). The job is sharded and resumable
-   (:mod:`ragsift.jobs.sharded`): a killed run, rerun with the same settings, writes the same
-   bytes as an uninterrupted one; a rerun with other prompt or generator settings over the
-   same unfinished shards (another model, backend or ``max_new_tokens``: the generator's
+   model such as the packaged ``smollm2-135m``; transformers, batched; an OpenAI-compatible server)
+   for one search query per document and writes training rows ``{"query", "pos": [document text],
+   "neg": [], "query_id": "synth-<doc id>", "pos_ids": [doc id]}``, the format ``ragsift train``
+   reads (rows without negatives train with in-batch negatives only: ``--set negatives=0``). The
+   prompt is :data:`DEFAULT_TEMPLATE` or the caller's, with the passage cut to the generator's
+   ``max_passage_tokens`` (its own tokenizer's tokens; words for a server) and wrapped by the
+   backend's chat template. Each generation is cleaned by :func:`clean_query`; a document whose
+   generation is empty after cleaning gets no row (the count is returned and logged). The job is
+   sharded and resumable (:mod:`ragsift.jobs.sharded`): a killed run, rerun with the same settings,
+   writes the same bytes as an uninterrupted one; a rerun with other prompt or generator settings
+   over the same unfinished shards (another model, backend or ``max_new_tokens``: the generator's
    :meth:`~ragsift.models.generation.generator.TextGenerator.fingerprint`) is refused.
 2. :func:`round_trip_filter` indexes the corpus with a retriever, searches every generated
    query and keeps a row only when its source document is among the top ``k`` (the
@@ -131,10 +129,9 @@ def query_prompt(generator: TextGenerator, document: Document,
 
     ``{passage}`` is the document's title and text (its text alone when the template also has
     ``{title}``), cut by :meth:`generator.cut
-    <ragsift.models.generation.generator.TextGenerator.cut>` to
-    ``max_passage_tokens``; the message goes through :meth:`generator.encode
-    <ragsift.models.generation.generator.TextGenerator.encode>` (the chat template when there is
-    one).
+    <ragsift.models.generation.generator.TextGenerator.cut>` to ``max_passage_tokens``; the message
+    goes through :meth:`generator.encode <ragsift.models.generation.generator.TextGenerator.encode>`
+    (the chat template when there is one).
     """
     fields = check_template(template)
     passage = generator.cut(document.text if "title" in fields else document.full_text())

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from ragsift.config_file import Range, load_dataclass, read_yaml_located, setting
-from ragsift.errors import DataFormatError, UsageError
+from ragsift.config_file import Range, load_dataclass, setting
+from ragsift.errors import SettingError
 from ragsift.models.onnx import BACKENDS
 from ragsift.rerank.long_documents import STRATEGIES
 from ragsift.retrieve.spec import HYBRID, RetrieverSpecError, parse_spec
@@ -35,12 +35,8 @@ LIMITS = {
 }
 
 
-class PipelineConfigError(UsageError):
+class PipelineConfigError(SettingError):
     """A pipeline setting that cannot work; ``key`` names the config key it is about."""
-
-    def __init__(self, key: str, message: str) -> None:
-        super().__init__(f"{key}: {message}")
-        self.key, self.message = key, message
 
 
 @dataclass
@@ -132,9 +128,4 @@ def load_pipeline(path: str | Path) -> PipelineConfig:
         DataFormatError: bad YAML, an unknown key, a value of the wrong type or out of range,
             or a setting :class:`PipelineConfig` refuses; names the file, line and key.
     """
-    try:
-        return load_dataclass(PipelineConfig, path, what="a pipeline", limits=LIMITS)
-    except PipelineConfigError as exc:
-        _, lines = read_yaml_located(path)
-        raise DataFormatError(path, lines.get(exc.key.split("[", 1)[0]), exc.key,
-                              exc.message) from None
+    return load_dataclass(PipelineConfig, path, what="a pipeline", limits=LIMITS)

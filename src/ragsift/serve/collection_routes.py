@@ -98,7 +98,7 @@ def add_collection_routes(app: FastAPI, collection: Collection, guarded: list[An
 
     def search_hits(body: CollectionSearchRequest, parsed: Filter,
                     config: PipelineConfig | None) -> list[Any]:
-        if pipeline is None or config is None:
+        if config is None:
             return collection.search(body.query, body.k, parsed, body.unit, body.retriever)
         with rerank_lock:
             return collection.search_pipeline(body.query, config, pipeline[1], parsed,

@@ -2,13 +2,12 @@
 
 The prompt is a chat (:class:`ragsift.models.generation.prompts.PromptFormat`, set from the RAG
 config): few-shot examples as earlier user / assistant turns, then the user message of the question
-with its selected passages (``[1] title: text`` lines, each cut to ``max_passage_tokens``
-tokens); the model's chat template renders it, or, for a model without one or with
-``use_chat_template: false``, the turns are written one after the other as ``message\nAnswer:
-answer`` blocks ending in ``message\nAnswer:``
-(:func:`ragsift.models.generation.prompts.plain_chat`).
-Decoding is greedy, at most ``max_new_tokens`` tokens, and ends before the first stop sequence
-(default a newline); the answer is extracted from the raw text (``short`` by default:
+with its selected passages (``[1] title: text`` lines, each cut to ``max_passage_tokens`` tokens);
+the model's chat template renders it, or, for a model without one or with ``use_chat_template:
+false``, the turns are written one after the other as ``message\nAnswer: answer`` blocks ending in
+``message\nAnswer:`` (:func:`ragsift.models.generation.prompts.plain_chat`). Decoding is greedy, at
+most ``max_new_tokens`` tokens, and ends before the first stop sequence (default a newline); the
+answer is extracted from the raw text (``short`` by default:
 :mod:`ragsift.models.generation.answers`).
 
 :class:`TextGenerator` is the interface (``prompt``, ``answer``, ``expand``, ``complete``,

@@ -1,15 +1,14 @@
 """The llama.cpp backend of the RAG generator: a GGUF file run natively by ``llama-cpp-python``.
 
-Prompts are token ids of the GGUF's own tokenizer: the chat rendered with the GGUF's chat
-template (``tokenizer.chat_template``, the same Jinja formatter and tokenization that
+Prompts are token ids of the GGUF's own tokenizer: the chat rendered with the GGUF's chat template
+(``tokenizer.chat_template``, the same Jinja formatter and tokenization that
 ``Llama.create_chat_completion`` and ``python -m llama_cpp.server`` use), or
 :func:`ragsift.models.generation.prompts.plain_chat` after the BOS token when the file has no
-template.
-Decoding is greedy (temperature 0, no repeat penalty), one prompt at a time from an empty KV
-cache, so an answer depends only on its prompt; stop sequences are llama.cpp's own (the text
-ends before the first). ``n_threads`` defaults to the CPU count; on a machine whose cores are
-busy with other work, 1 thread is often several times faster (llama.cpp's threads wait for each
-other by spinning).
+template. Decoding is greedy (temperature 0, no repeat penalty), one prompt at a time from an empty
+KV cache, so an answer depends only on its prompt; stop sequences are llama.cpp's own (the text ends
+before the first). ``n_threads`` defaults to the CPU count; on a machine whose cores are busy with
+other work, 1 thread is often several times faster (llama.cpp's threads wait for each other by
+spinning).
 
 Example:
     >>> generator = LlamaCppGenerator.from_pretrained("smollm2-135m")  # doctest: +SKIP

@@ -38,7 +38,7 @@ import string
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ragsift.errors import RagsiftError
+from ragsift.errors import SettingError
 from ragsift.models.generation.answers import EXTRACTIONS, extractor
 
 DEFAULT_TEMPLATE = "{passages}\nQuestion: {question}"
@@ -63,12 +63,8 @@ PLACEHOLDERS = {"prompt_template": ("passages", "question"),
 Message = dict[str, str]
 
 
-class PromptError(RagsiftError, ValueError):
+class PromptError(SettingError):
     """A prompt setting that cannot work; ``key`` is the config key at fault."""
-
-    def __init__(self, key: str, message: str) -> None:
-        super().__init__(f"{key}: {message}")
-        self.key = key
 
 
 @dataclass(frozen=True)
