@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import environment, report
-from ragsift.collection import Collection, load_sources
+from ragsift.collection import AddResult, Collection, load_sources
 from ragsift.data.qa import load_qa
 from ragsift.rag.metrics import supporting_recall
 from ragsift.rag.pipeline import Pipeline, RagConfig, retrieval_scores
@@ -44,6 +44,18 @@ def recalls(rankings: list[list[int]], examples: list) -> dict[str, float]:
     return {f"recall@{k}": float(np.mean([
         supporting_recall(r, e.supporting, k, e.extra.get("gold_supporting"))
         for r, e in zip(rankings, examples)])) for k in KS}
+
+
+def build_collection(folder: Path, corpus: Path, embedder: str) -> AddResult:
+    """Create the hybrid collection (BM25 + ``embedder``) in ``folder``, or open the one there,
+    and add the documents of the BEIR ``corpus`` folder (a rerun skips what is already there);
+    returns what the add did (``added``, ``unchanged``)."""
+    col = Collection.create(folder, retriever="hybrid", embedder=embedder, exist_ok=True,
+                            show_progress=True)
+    try:
+        return col.add(load_sources([corpus]))
+    finally:
+        col.close()
 
 
 def main() -> None:
@@ -61,10 +73,7 @@ def main() -> None:
     folder = args.collection or Path(tempfile.mkdtemp()) / "collection"
     results = []
     start = time.perf_counter()
-    col = Collection.create(folder, retriever="hybrid", embedder=args.embedder,
-                            exist_ok=True, show_progress=True)
-    added = col.add(load_sources([args.corpus]))  # a rerun skips what is already there
-    col.close()
+    added = build_collection(folder, args.corpus, args.embedder)
     results.append({"run": f"feed the collection ({added.added} added, {added.unchanged} "
                            "unchanged)", "seconds": time.perf_counter() - start})
 

@@ -33,7 +33,7 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_
 import yaml
 
 from ragsift.data.lines import read_text
-from ragsift.errors import DataFormatError, SettingError
+from ragsift.errors import DataFormatError, LocatedSettingError, SettingError
 
 T = TypeVar("T")
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1
@@ -175,7 +175,8 @@ def load_dataclass(cls: type[T], path: str | Path | None = None,
 
     Raises:
         DataFormatError: unreadable YAML, an unknown key, a value of the wrong type or out
-            of range, or a :class:`~ragsift.errors.SettingError` of ``cls``'s own checks; the
+            of range, or (as its subclass :class:`~ragsift.errors.LocatedSettingError`, a
+            usage error) a :class:`~ragsift.errors.SettingError` of ``cls``'s own checks; the
             error names the file (or ``<command line>`` for a value set there, or with no
             file), line and key (the line of ``few_shot`` for ``few_shot[1]``).
     """
@@ -201,8 +202,8 @@ def load_dataclass(cls: type[T], path: str | Path | None = None,
         base = exc.key.split("[", 1)[0]
         _, line = values.get(base, (None, None))
         from_file = path is not None and (line is not None or base not in values)
-        raise DataFormatError(Path(path) if from_file else "<command line>", line, exc.key,
-                              exc.message) from None
+        raise LocatedSettingError(Path(path) if from_file else "<command line>", line,
+                                  exc.key, exc.message) from None
 
 
 def _read_yaml(path: Path) -> dict[str, tuple[Any, int | None]]:

@@ -70,3 +70,16 @@ class SettingError(UsageError):
     def __init__(self, key: str, message: str) -> None:
         super().__init__(f"{key}: {message}")
         self.key, self.message = key, message
+
+
+class LocatedSettingError(DataFormatError, UsageError):
+    """A :class:`SettingError` placed at its key by :func:`ragsift.config_file.load_dataclass`:
+    the file (``<command line>`` for a value set there), the key's line and the key, as a
+    :class:`DataFormatError` says them; a usage error like the :class:`SettingError` it locates
+    (exit status 2 on the CLI), not a data error.
+
+    Example:
+        >>> error = LocatedSettingError("rag.yaml", 4, "selector", "needs a reranker")
+        >>> str(error), isinstance(error, UsageError)
+        ('rag.yaml, line 4, field "selector": needs a reranker', True)
+    """

@@ -41,7 +41,7 @@ def test_option_values_that_cannot_work_exit_2(tiny_beir, tmp_path, capsys):
 def test_a_rag_config_value_that_cannot_work_exits_2(tmp_path, capsys):
     status, line = failure(capsys, ["rag", "--questions", str(tmp_path / "qa.jsonl"),
                                     "--out", str(tmp_path / "out"), "--set", "retriever=bm26"])
-    assert status == EXIT_USAGE and "retriever: unknown retriever spec 'bm26'" in line
+    assert status == EXIT_USAGE and 'field "retriever": unknown retriever spec \'bm26\'' in line
 
 
 def test_a_model_folder_of_no_known_family_exits_1(tiny_beir, tmp_path, capsys):

@@ -4,6 +4,7 @@ input errors, merges and reopening."""
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import numpy as np
@@ -266,7 +267,12 @@ def test_many_small_adds_are_merged_and_optimize_drops_deleted(tmp_path, rng):
     assert len(folders) <= 1 + len(Collection.open(tmp_path / "c").snapshot.segments) + 8
 
 
-def test_retrieve_and_rerank(tmp_path, rng, tiny_cross_encoder):
+def titled_text(hit) -> str:
+    """What a reranker reads of a hit: its title and text (the text alone without a title)."""
+    return f"{hit.title} {hit.text}" if hit.title else hit.text
+
+
+def test_retrieve_and_rerank_scores_title_and_text(tmp_path, rng, tiny_cross_encoder):
     from ragsift.rerank import Reranker
 
     col = Collection.create(tmp_path / "c", retriever="bm25")
@@ -274,10 +280,18 @@ def test_retrieve_and_rerank(tmp_path, rng, tiny_cross_encoder):
     reranker = Reranker.load(tiny_cross_encoder)
     hits = col.retrieve_and_rerank("cell protein", reranker, k_retrieve=10, k_rerank=3)
     candidates = col.search("cell protein", k=10)
-    expected = reranker.score([("cell protein", h.text) for h in candidates])
-    best = np.argsort(-expected, kind="stable")[:3]
+    expected = reranker.score([("cell protein", titled_text(h)) for h in candidates])
+    text_only = reranker.score([("cell protein", h.text) for h in candidates])
+    assert not np.allclose(expected, text_only)  # titles are there and change the scores
+    best = sorted(range(10), key=lambda i: (-expected[i], candidates[i].id))[:3]
     assert [h.id for h in hits] == [candidates[i].id for i in best]
     np.testing.assert_allclose([h.score for h in hits], expected[best], rtol=1e-5)
+    assert hits == [dataclasses.replace(candidates[i], score=h.score) for i, h in zip(best, hits)]
+
+    few = col.retrieve_and_rerank("cell protein", reranker, k_retrieve=2, k_rerank=5)
+    assert sorted(h.id for h in few) == sorted(h.id for h in candidates[:2])
+    with pytest.raises(ValueError, match="k_rerank must be a positive integer"):
+        col.retrieve_and_rerank("cell protein", reranker, k_rerank=0)
 
 
 def test_a_reader_follows_another_writers_commits_and_merges(tmp_path):

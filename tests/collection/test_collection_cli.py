@@ -80,11 +80,19 @@ def test_rerank_flag(tmp_path, capsys, sources, tiny_cross_encoder):
               "--rerank", str(tiny_cross_encoder), "--k-retrieve", "10", "--json")[1]
     from ragsift.rerank import Reranker
 
-    expected = Collection.open(folder).retrieve_and_rerank(
-        "immune therapy", Reranker.load(tiny_cross_encoder), k_retrieve=10, k_rerank=3)
+    reranker = Reranker.load(tiny_cross_encoder)
+    candidates = Collection.open(folder).search("immune therapy", k=10)
+    assert any(h.title for h in candidates)
+    texts = [f"{h.title} {h.text}" if h.title else h.text for h in candidates]
+    scores = reranker.score([("immune therapy", text) for text in texts])
+    expected = sorted(zip(scores.tolist(), (h.id for h in candidates)),
+                      key=lambda pair: (-pair[0], pair[1]))[:3]
     got = json.loads(out)["results"]
-    assert [r["id"] for r in got] == [h.id for h in expected]
-    assert [r["score"] for r in got] == pytest.approx([h.score for h in expected], rel=1e-5)
+    assert [r["id"] for r in got] == [doc_id for _, doc_id in expected]
+    assert [r["score"] for r in got] == pytest.approx([s for s, _ in expected], rel=1e-5)
+    by_id = {h.id: h.to_dict() for h in candidates}
+    assert [{**r, "score": None} for r in got] == [{**by_id[r["id"]], "score": None}
+                                                   for r in got]
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -40,11 +40,11 @@ def cache(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def f32_gguf(gguf, cache) -> Path:
-    from ragsift.jobs.gain_llama_cpp import float32_gguf
+    from ragsift.models.generation.gguf_convert import converted_gguf
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("RAGSIFT_CACHE_DIR", str(cache))
-        return float32_gguf(gguf)
+        return converted_gguf(gguf, "f32")
 
 
 @pytest.fixture(scope="module")
@@ -79,11 +79,11 @@ def test_backend_resolution(tiny_llm):
 def test_float32_copy_is_made_once_and_keeps_the_tokenizer(gguf, f32_gguf, cache, monkeypatch):
     import llama_cpp
 
-    from ragsift.jobs.gain_llama_cpp import float32_gguf
+    from ragsift.models.generation.gguf_convert import converted_gguf
 
     monkeypatch.setenv("RAGSIFT_CACHE_DIR", str(cache))
     made = f32_gguf.stat().st_mtime_ns
-    assert float32_gguf(gguf) == f32_gguf and f32_gguf.stat().st_mtime_ns == made
+    assert converted_gguf(gguf, "f32") == f32_gguf and f32_gguf.stat().st_mtime_ns == made
     assert f32_gguf.stat().st_size > 4 * gguf.stat().st_size  # 32 bits a weight, not ~5
     quantised = llama_cpp.Llama(model_path=str(gguf), vocab_only=True, verbose=False)
     dequantised = llama_cpp.Llama(model_path=str(f32_gguf), vocab_only=True, verbose=False)

@@ -156,10 +156,11 @@ def test_settings_that_cannot_work_together_are_usage_errors():
     config = load_config("embedding", None, {**base, "matryoshka_dims": "384,128",
                                              "matryoshka_weights": "1,0.5"})
     assert config.matryoshka_weights == [1.0, 0.5]
-    with pytest.raises(UsageError, match="matryoshka_weights: 1 weights for 2 matryoshka_dims"):
+    with pytest.raises(UsageError,
+                       match='field "matryoshka_weights": 1 weights for 2 matryoshka_dims'):
         load_config("embedding", None, {**base, "matryoshka_dims": "384,128",
                                         "matryoshka_weights": "1"})
-    with pytest.raises(UsageError, match="hidden_distill_weight needs layers"):
+    with pytest.raises(UsageError, match='field "hidden_distill_weight": needs layers'):
         load_config("reranker", None, {**base, "hidden_distill_weight": "0.5"})
     assert load_config("reranker", None, {**base, "hidden_distill_weight": "0.5",
                                           "layers": "2"}).layers == 2

@@ -133,7 +133,7 @@ def test_a_cut_student_learns_the_hidden_states_of_the_model_it_was_cut_from(
         task.loss(scores, batch).item() + 3.0 * expected.item(), rel=1e-5)
     out = train("reranker", config)
     assert st.CrossEncoder(str(out), device="cpu").model.config.num_hidden_layers == 1
-    with pytest.raises(UsageError, match="hidden_distill_weight needs layers"):
+    with pytest.raises(UsageError, match='field "hidden_distill_weight": needs layers'):
         config_for("reranker", tiny_model_dir, training_jsonl, tmp_path,
                    hidden_distill_weight=1.0)
 

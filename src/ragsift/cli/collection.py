@@ -71,7 +71,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     search.add_argument("--retriever", choices=RETRIEVERS, default=None,
                         help="one side of a hybrid collection")
     search.add_argument("--rerank", metavar="MODEL", default=None,
-                        help="rerank the top --k-retrieve hits with this reranker")
+                        help="rerank the top --k-retrieve hits with this reranker (it "
+                             "reads each hit's title and text)")
     search.add_argument("--k-retrieve", type=positive_int, default=50,
                         help="hits the reranker sees (default 50)")
     search.add_argument("--json", action="store_true", help='print {"results": [...]}')
@@ -138,7 +139,8 @@ def run_search(args: argparse.Namespace) -> int:
 
             reranker = Reranker.load(args.rerank)
             hits = col.retrieve_and_rerank(args.query, reranker, k_retrieve=args.k_retrieve,
-                                           k_rerank=args.k, filter=parsed, unit=args.unit)
+                                           k_rerank=args.k, filter=parsed, unit=args.unit,
+                                           retriever=args.retriever)
         else:
             hits = col.search(args.query, k=args.k, filter=parsed, unit=args.unit,
                               retriever=args.retriever)

@@ -1,7 +1,8 @@
 """``ragsift gain-label``: GainRAG gain labels from a language model, as reranker training rows.
 
 ``ragsift gain-label --questions FILE.jsonl --generator SPEC --out FILE.jsonl [--alpha 0.5]
-[--precision f32|native] [--threads N] [--base-url URL] [--api-key-env VAR] [--tokenizer MODEL]``
+[--precision f32|native|bf16|f16|q8_0] [--threads N] [--base-url URL] [--api-key-env VAR]
+[--tokenizer MODEL]``
 (``--labels supporting``: the dataset's supporting flags instead, for the relevance baseline)
 
 ``--generator`` is a spec of :func:`ragsift.jobs.gain.load_gain_scorer`: a model name alone
@@ -36,10 +37,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_server_arguments(parser)
     parser.add_argument("--alpha", type=float, default=0.5,
                         help="contrastive weight a (default 0.5; openai: needs 0)")
-    parser.add_argument("--precision", choices=["f32", "native"], default="f32",
+    parser.add_argument("--precision", choices=["f32", "native", "bf16", "f16", "q8_0"],
+                        default="f32",
                         help="llama-cpp only: f32 computes on the GGUF's weights dequantised "
                              "once (cached), as transformers does; native on the quantised "
-                             "file (default f32)")
+                             "file; bf16 / f16 / q8_0 on a copy converted once (faster, "
+                             "further from transformers; default f32)")
     parser.add_argument("--threads", type=int, default=None, metavar="N",
                         help="llama-cpp only: CPU threads (default: the CPU count; on cores "
                              "busy with other work 1 is often faster)")

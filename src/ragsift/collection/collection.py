@@ -62,6 +62,9 @@ logger = logging.getLogger(__name__)
 Unit = Literal["document", "chunk"]
 FilterSpec = Filter | str | Mapping[str, Any] | Sequence[Any] | None
 COMMIT_EVERY = 10_000
+#: The ``rerank_model`` of the pipeline config :meth:`Collection.retrieve_and_rerank` builds:
+#: a label only, since the reranker is passed in loaded.
+GIVEN_RERANKER = "<given reranker>"
 
 
 @dataclass
@@ -321,8 +324,7 @@ class Collection:
         """
         if unit not in ("document", "chunk"):
             raise ValueError(f"unit must be 'document' or 'chunk', got {unit!r}")
-        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-            raise ValueError(f"k must be a positive integer, got {k!r}")
+        _check_count("k", k)
         kind = retriever or self.config.retriever
         if (kind != self.config.retriever and self.config.retriever != "hybrid") or (
                 kind not in ("bm25", "dense", "hybrid")):
@@ -414,20 +416,33 @@ class Collection:
 
     def retrieve_and_rerank(self, query: str, reranker: Any, k_retrieve: int = 50,
                             k_rerank: int = 5, filter: FilterSpec = None,
-                            unit: Unit = "document") -> list[Hit]:
-        """Search ``k_retrieve`` hits, rescore each hit's text with ``reranker`` (any
-        :class:`~ragsift.rerank.Reranker`: long texts go through its windows) and keep the
-        ``k_rerank`` best; hits carry the reranker's score."""
-        hits = self.search(query, k=k_retrieve, filter=filter, unit=unit)
-        if not hits:
-            return []
-        ranked_hits = reranker.rank(query, [h.text for h in hits], top_k=k_rerank)
-        out = []
-        for r in ranked_hits:
-            hit = hits[r.index]
-            hit.score = float(r.score)
-            out.append(hit)
-        return out
+                            unit: Unit = "document",
+                            retriever: RetrieverKind | None = None) -> list[Hit]:
+        """:meth:`search_pipeline` with a reranker and no final fusion: the ``k_retrieve``
+        best hits of :meth:`search` (``filter``, ``unit`` and ``retriever`` as there),
+        re-scored by ``reranker`` (any :class:`~ragsift.rerank.Reranker`; long passages go
+        through its windows), the ``min(k_rerank, k_retrieve)`` best kept; hits carry the
+        reranker's scores.
+
+        The reranker sees each hit's title and text, ``"<title> <text>"``
+        (:meth:`ragsift.types.Document.full_text`; the text alone for an untitled document),
+        as every ragsift rerank path does.
+
+        Raises:
+            ValueError: ``k_retrieve`` or ``k_rerank`` is not a positive integer.
+
+        Example:
+            >>> reranker = Reranker.load("models/my-cross-encoder")  # doctest: +SKIP
+            >>> col.retrieve_and_rerank("cell protein", reranker, 50, 5)  # doctest: +SKIP
+            [Hit(id='d7', score=4.12, ...), ...]
+        """
+        from ragsift.pipeline.config import PipelineConfig
+
+        _check_count("k_retrieve", k_retrieve)
+        _check_count("k_rerank", k_rerank)
+        config = PipelineConfig(rerank_model=GIVEN_RERANKER, rerank_top_n=k_retrieve,
+                                k=min(k_rerank, k_retrieve))
+        return self.search_pipeline(query, config, reranker, filter, unit, retriever)
 
     def search_pipeline(self, query: str, config: Any, reranker: Any = None,
                         filter: FilterSpec = None, unit: Unit = "document",
@@ -650,6 +665,12 @@ def _stamp(path: Path) -> tuple[int, int, int]:
     """What changes when a file is replaced: inode, size and modification time."""
     info = path.stat()
     return info.st_ino, info.st_size, info.st_mtime_ns
+
+
+def _check_count(name: str, value: Any) -> None:
+    """Raise ValueError unless ``value`` (the argument ``name``) is a positive integer."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 def _best_per_unit(snap: Snapshot, rows: np.ndarray, scores: np.ndarray, limit: int,

@@ -13,14 +13,19 @@ Precision (``precision``):
 
 - ``"f32"`` (default): the GGUF is converted once to float32 weights (llama.cpp's own
   dequantisation, ``llama_model_quantize`` to ``ALL_F32``; cached under
-  ``$RAGSIFT_CACHE_DIR/gguf-f32/<file hash>/``), the KV cache is float32 too (not llama.cpp's
-  float16 default), and llama.cpp computes in float32: the weights and arithmetic of the
-  transformers path, which dequantises the same GGUF, up to the order of float additions.
+  ``$RAGSIFT_CACHE_DIR/gguf-f32/<file hash>/`` by
+  :func:`ragsift.models.generation.gguf_convert.converted_gguf`), the KV cache is float32 too
+  (not llama.cpp's float16 default), and llama.cpp computes in float32: the weights and
+  arithmetic of the transformers path, which dequantises the same GGUF, up to the order of
+  float additions.
 - ``"native"``: the quantised file as it is. llama.cpp then rounds the activations to 8 bits
   in every quantised matrix product, which moves gold-token log-probs further and can swap
   near-tied passages.
+- ``"bf16"``, ``"f16"``, ``"q8_0"``: a copy in that tensor type (converted once, cached like
+  f32; :mod:`ragsift.models.generation.gguf_convert`), float16 KV cache: faster than f32 and
+  the packaged Q4_1 on some CPUs (bf16 on AVX512_BF16), further from transformers than f32.
 
-The agreement of both with transformers is measured in docs/training.md ("gain-label").
+The agreement of f32 and native with transformers is measured in docs/training.md ("gain-label").
 
 Example:
     >>> scorer = LlamaCppGainScorer.from_pretrained("smollm2-135m")  # doctest: +SKIP
@@ -29,58 +34,22 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 import torch
 
-from ragsift.atomic import atomic_dir
-from ragsift.errors import MissingExtraError, RagsiftError
+from ragsift.errors import RagsiftError
 from ragsift.jobs.gain import LogitGainScorer
+from ragsift.models.generation.gguf_convert import converted_gguf
 from ragsift.models.generation.llama_cpp_generator import LlamaCppGenerator
 from ragsift.models.hub import gguf_file_for, resolve_model
 
 logger = logging.getLogger(__name__)
-Precision = Literal["f32", "native"]
-PRECISIONS: tuple[Precision, ...] = ("f32", "native")
-
-
-def float32_gguf(path: Path) -> Path:
-    """A float32 copy of the GGUF ``path`` (every tensor dequantised by llama.cpp), made once
-    and cached under ``$RAGSIFT_CACHE_DIR/gguf-f32/<sha256 of the file>/`` (written
-    atomically). A file that is float32 already comes back converted all the same.
-
-    Raises:
-        MissingExtraError: ``llama-cpp-python`` is not installed.
-        RagsiftError: llama.cpp cannot convert the file.
-    """
-    try:
-        import llama_cpp
-    except ImportError:
-        raise MissingExtraError("llama_cpp", "llm") from None
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    root = Path(os.environ.get("RAGSIFT_CACHE_DIR") or Path.home() / ".cache" / "ragsift")
-    folder = root / "gguf-f32" / digest.hexdigest()[:32]
-    target = folder / f"{path.stem}.f32.gguf"
-    if target.is_file():
-        return target
-    logger.info("converting %s to float32 once (cached in %s)", path, folder)
-    params = llama_cpp.llama_model_quantize_default_params()
-    params.ftype = llama_cpp.LLAMA_FTYPE_ALL_F32
-    params.allow_requantize = True
-    with atomic_dir(folder) as tmp:
-        if llama_cpp.llama_model_quantize(str(path).encode(), str(tmp / target.name).encode(),
-                                          params) != 0:
-            raise RagsiftError(f"{path}: llama.cpp cannot convert it to float32")
-    return target
+Precision = Literal["f32", "native", "bf16", "f16", "q8_0"]
+PRECISIONS: tuple[Precision, ...] = get_args(Precision)
 
 
 class LlamaCppGainScorer(LogitGainScorer):
@@ -120,7 +89,7 @@ class LlamaCppGainScorer(LogitGainScorer):
         if gguf is None:
             raise RagsiftError(f"{name}: no .gguf file in {folder}; the llama-cpp backend runs "
                                f"GGUF models (use transformers:{name} for this one)")
-        path = folder / gguf if precision == "native" else float32_gguf(folder / gguf)
+        path = converted_gguf(folder / gguf, precision)
         generator = LlamaCppGenerator(path, max_passage_tokens=max_passage_tokens,
                                       n_threads=n_threads, f32_kv_cache=precision == "f32")
         return cls(generator, alpha, max_passage_tokens)

@@ -23,7 +23,9 @@ Stages (each swappable from a :class:`RagConfig`):
    stop sequences (:class:`ragsift.models.generation.prompts.PromptFormat`), its answer
    extracted from the raw text (``answer_extraction``). ``server_options`` (``KEY=VALUE``
    items) go into every request to an OpenAI-compatible server; ``threads`` sets llama.cpp's
-   thread count.
+   thread count and ``llm_weights`` the tensor type it runs (``native``: the GGUF as it is;
+   ``bf16``, ``q8_0``, ...: a copy converted once,
+   :mod:`ragsift.models.generation.gguf_convert`).
 
 Outputs in the run folder: ``rankings.jsonl`` (per question: scores and order of each stage),
 ``predictions.jsonl`` (answer, gold, selected passages, EM, F1) and ``metrics.json`` (mean EM,
@@ -56,8 +58,9 @@ from tqdm.auto import tqdm
 
 from ragsift.atomic import atomic_file
 from ragsift.data.qa import Paragraph, QAExample
-from ragsift.errors import UsageError
+from ragsift.errors import SettingError, UsageError
 from ragsift.models.generation.generator import TextGenerator, load_generator
+from ragsift.models.generation.gguf_convert import Weights
 from ragsift.models.generation.prompts import (
     DEFAULT_FEW_SHOT,
     DEFAULT_STOP,
@@ -80,8 +83,10 @@ class RagConfig:
         ragsift.models.generation.prompts.PromptError: a prompt key that cannot work (the message
             starts with the key).
         RagsiftError: a ``server_options`` item that is not ``KEY=VALUE``.
-        UsageError: an unknown ``retriever``, or the ``threshold`` selector without a
-            ``reranker`` (the message starts with the key).
+        ragsift.errors.SettingError: an unknown ``retriever`` (key ``retriever``), or the
+            ``threshold`` selector without a ``reranker`` (key ``selector``); the message starts
+            with the key, and :func:`ragsift.config_file.load_dataclass` names its file and
+            line.
     """
 
     retriever: str = "bm25"
@@ -107,6 +112,7 @@ class RagConfig:
     server_options: list[str] = field(default_factory=list)
     timeout: float = 120.0
     threads: int = 0
+    llm_weights: Weights = "native"
     recall_at: list[int] = field(default_factory=lambda: [1, 2, 5])
     collection: str = ""
     collection_retriever: str = ""
@@ -115,8 +121,9 @@ class RagConfig:
     def __post_init__(self) -> None:
         check_retriever(self.retriever)
         if self.selector == "threshold" and not self.reranker:
-            raise UsageError("selector: threshold keeps passages by reranker probability, so it "
-                             "needs a reranker; set reranker: MODEL or choose another selector")
+            raise SettingError("selector", "threshold keeps passages by reranker probability, "
+                               "so it needs a reranker; set reranker: MODEL or choose another "
+                               "selector")
         self.prompt_format()
         from ragsift.models.generation.openai_generator import server_options
 
@@ -134,7 +141,7 @@ class RagConfig:
         options = {"base_url": self.base_url, "api_key_env": self.api_key_env,
                    "max_new_tokens": self.max_new_tokens, "batch_size": self.batch_size,
                    "max_passage_tokens": self.max_passage_tokens,
-                   "prompt_format": self.prompt_format()}
+                   "prompt_format": self.prompt_format(), "weights": self.llm_weights}
         if self.generator.startswith("openai:"):
             from ragsift.models.generation.openai_generator import server_options
 
@@ -145,13 +152,13 @@ class RagConfig:
 
 
 def check_retriever(spec: str) -> None:
-    """Raise :class:`UsageError` unless ``spec`` is ``none`` or a retriever spec
-    (:func:`ragsift.retrieve.spec.parse_spec`).
+    """Raise :class:`~ragsift.errors.SettingError` (key ``retriever``, a usage error) unless
+    ``spec`` is ``none`` or a retriever spec (:func:`ragsift.retrieve.spec.parse_spec`).
 
     Example:
         >>> check_retriever("dense:")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
-        ragsift.errors.UsageError: retriever: retriever spec 'dense:': dense needs a ...
+        ragsift.errors.SettingError: retriever: retriever spec 'dense:': dense needs a ...
     """
     if spec == "none":
         return
@@ -160,7 +167,7 @@ def check_retriever(spec: str) -> None:
     try:
         parse_spec(spec)
     except UsageError as exc:
-        raise UsageError(f"retriever: {exc}") from None
+        raise SettingError("retriever", str(exc)) from None
 
 
 def retrieval_scores(spec: str, examples: list[QAExample],

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ragsift.config_file import Range, load_dataclass, setting
-from ragsift.errors import RagsiftError, UsageError
+from ragsift.errors import RagsiftError, SettingError, UsageError
 from ragsift.train.registry import Entry, GroupLoss
 
 Distill = Literal["kl", "margin-mse"]
@@ -131,12 +131,12 @@ class EmbeddingConfig(TrainConfig, LoraSettings, DistillSettings):
     batch_size: int = 32
 
     def __post_init__(self) -> None:
-        """Raise :class:`UsageError` unless ``matryoshka_weights`` is empty or has one weight
-        per ``matryoshka_dims`` entry."""
+        """Raise :class:`SettingError` (key ``matryoshka_weights``) unless
+        ``matryoshka_weights`` is empty or has one weight per ``matryoshka_dims`` entry."""
         if self.matryoshka_weights and len(self.matryoshka_weights) != len(self.matryoshka_dims):
-            raise UsageError(f"matryoshka_weights: {len(self.matryoshka_weights)} weights for "
-                             f"{len(self.matryoshka_dims)} matryoshka_dims; give one weight per "
-                             "dimension, or none for weight 1 each")
+            raise SettingError("matryoshka_weights", f"{len(self.matryoshka_weights)} weights "
+                               f"for {len(self.matryoshka_dims)} matryoshka_dims; give one "
+                               "weight per dimension, or none for weight 1 each")
 
 
 @dataclass
@@ -180,11 +180,12 @@ class RerankerConfig(TrainConfig, GroupLossSettings, DistillSettings):
     max_length: int = 384
 
     def __post_init__(self) -> None:
-        """Raise :class:`UsageError` for ``hidden_distill_weight`` > 0 without ``layers``."""
+        """Raise :class:`SettingError` (key ``hidden_distill_weight``) for
+        ``hidden_distill_weight`` > 0 without ``layers``."""
         if self.hidden_distill_weight > 0 and not self.layers:
-            raise UsageError("hidden_distill_weight needs layers: the student learns the hidden "
-                             "states of the model it is cut from; set layers or drop "
-                             "hidden_distill_weight")
+            raise SettingError("hidden_distill_weight", "needs layers: the student learns the "
+                               "hidden states of the model it is cut from; set layers or drop "
+                               "hidden_distill_weight")
 
 
 @dataclass
@@ -300,8 +301,10 @@ def load_config(task: str, path: str | Path | None = None,
     """The task's config from a YAML file (optional) with ``overrides`` applied (``None``
     values are ignored). Raises :class:`DataFormatError` naming the file, line and key of an
     unknown or repeated key, a value of the wrong type (never coerced: ``batch_size: true`` is
-    refused) or a number out of its range (:data:`LIMITS`); :class:`UsageError` for a task
-    that is not in :data:`TASKS`."""
+    refused) or a number out of its range (:data:`LIMITS`);
+    :class:`~ragsift.errors.LocatedSettingError` (a usage error), with the file, line and key,
+    for settings that cannot work together; :class:`UsageError` for a task that is not in
+    :data:`TASKS`."""
     if task not in TASKS:
         raise UsageError(f"unknown training task {task!r}; choose from {sorted(TASKS)}")
     config = load_dataclass(TASKS[task].config, path, overrides, what=f"{task} training",

@@ -33,6 +33,7 @@ from typing import Any
 
 import torch
 
+from ragsift.errors import UsageError
 from ragsift.models.batching import length_sorted_batches
 from ragsift.models.causal_lm import cut_to_tokens, load_causal_lm
 from ragsift.models.fingerprint import weights_fingerprint
@@ -234,19 +235,22 @@ def load_generator(spec: str, base_url: str = "", api_key_env: str = "OPENAI_API
         base_url: the OpenAI-compatible server (``openai:`` only; empty: api.openai.com).
         api_key_env: the environment variable holding its API key (``openai:`` only).
         options: ``max_new_tokens``, ``batch_size``, ``max_passage_tokens``,
-            ``prompt_format``; backend-specific ones (llama.cpp: ``n_threads``; openai:
-            ``timeout``, ``max_retries``, ``extra_body``).
+            ``prompt_format``; backend-specific ones (llama.cpp: ``n_threads``, ``weights``;
+            openai: ``timeout``, ``max_retries``, ``extra_body``).
 
     Raises:
         MissingExtraError: the backend's package is not installed.
+        UsageError: ``weights`` other than ``native`` for a backend other than llama.cpp.
         RagsiftError: the model or server cannot be used (the message names it).
     """
+    weights = options.pop("weights", "native")
     backend, _, name = spec.partition(":")
     if backend not in BACKENDS:
         backend, name = "auto", spec
     if backend == "openai":
         from ragsift.models.generation.openai_generator import OpenAIGenerator
 
+        _check_native(weights, spec, backend)
         return OpenAIGenerator(name, base_url or None, api_key_env, **options)
     if backend == "auto":
         backend = "llama-cpp" if gguf_file_for(name, resolve_model(name)) else "transformers"
@@ -257,8 +261,16 @@ def load_generator(spec: str, base_url: str = "", api_key_env: str = "OPENAI_API
     if backend == "llama-cpp":
         from ragsift.models.generation.llama_cpp_generator import LlamaCppGenerator
 
-        return LlamaCppGenerator.from_pretrained(name, **options)
+        return LlamaCppGenerator.from_pretrained(name, weights=weights, **options)
+    _check_native(weights, spec, backend)
     return Generator.from_pretrained(name, **options)
+
+
+def _check_native(weights: str, spec: str, backend: str) -> None:
+    """Raise :class:`UsageError` unless ``weights`` is ``native``: only llama.cpp converts."""
+    if weights != "native":
+        raise UsageError(f"llm_weights {weights!r}: only the llama-cpp backend converts "
+                         f"weights, and {spec} runs on {backend}; use native")
 
 
 def _has_llama_cpp() -> bool:

@@ -8,7 +8,9 @@ template. Decoding is greedy (temperature 0, no repeat penalty), one prompt at a
 KV cache, so an answer depends only on its prompt; stop sequences are llama.cpp's own (the text ends
 before the first). ``n_threads`` defaults to the CPU count; on a machine whose cores are busy with
 other work, 1 thread is often several times faster (llama.cpp's threads wait for each other by
-spinning).
+spinning). ``from_pretrained(name, weights=...)`` runs a copy of the GGUF in another tensor type
+(``bf16``, ``q8_0``, ...; converted once and cached:
+:mod:`ragsift.models.generation.gguf_convert`), often faster than the packaged Q4_1.
 
 Example:
     >>> generator = LlamaCppGenerator.from_pretrained("smollm2-135m")  # doctest: +SKIP
@@ -18,7 +20,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import os
 import weakref
 from collections.abc import Sequence
@@ -27,6 +28,7 @@ from typing import Any
 
 from ragsift.errors import MissingExtraError, RagsiftError
 from ragsift.models.generation.generator import TextGenerator
+from ragsift.models.generation.gguf_convert import check_weights, converted_gguf, hash_file
 from ragsift.models.generation.prompts import Message, PromptFormat, plain_chat
 from ragsift.models.hub import gguf_file_for, resolve_model
 
@@ -72,19 +74,24 @@ class LlamaCppGenerator(TextGenerator):
         self._fingerprint: str | None = None
 
     @classmethod
-    def from_pretrained(cls, name: str, **options: Any) -> LlamaCppGenerator:
+    def from_pretrained(cls, name: str, weights: str = "native", **options: Any
+                        ) -> LlamaCppGenerator:
         """Load the GGUF of a folder, packaged name (``smollm2-135m``) or hub id (its only
-        ``.gguf`` file, or the packaged one).
+        ``.gguf`` file, or the packaged one), converted first to ``weights`` (``native``, the
+        file as it is, or ``f32``, ``bf16``, ``f16``, ``q8_0``: a copy made once and cached,
+        :func:`ragsift.models.generation.gguf_convert.converted_gguf`).
 
         Raises:
+            UsageError: unknown ``weights``.
             RagsiftError: the model has no ``.gguf`` file.
         """
+        check_weights(weights)  # before resolving (and maybe downloading) the model
         folder = resolve_model(name)
         gguf = gguf_file_for(name, folder)
         if gguf is None:
             raise RagsiftError(f"{name}: no .gguf file in {folder}; the llama-cpp backend runs "
                                f"GGUF models (use transformers:{name} for this one)")
-        return cls(folder / gguf, **options)
+        return cls(converted_gguf(folder / gguf, weights), **options)
 
     def _token_text(self, token: int) -> str:
         """The text of special token ``token`` ("" for -1, a token the model lacks)."""
@@ -94,12 +101,8 @@ class LlamaCppGenerator(TextGenerator):
         """A hash of the GGUF file, the llama-cpp-python version and ``max_new_tokens``.
         Computed once (it reads the whole file)."""
         if self._fingerprint is None:
-            digest = hashlib.sha256(repr(("llama.cpp", self._version, self.max_new_tokens))
-                                    .encode())
-            with self.model_path.open("rb") as handle:
-                for block in iter(lambda: handle.read(1 << 22), b""):
-                    digest.update(block)
-            self._fingerprint = digest.hexdigest()[:32]
+            prefix = repr(("llama.cpp", self._version, self.max_new_tokens)).encode()
+            self._fingerprint = hash_file(self.model_path, prefix)[:32]
         return self._fingerprint
 
     def encode_chat(self, messages: Sequence[Message]) -> list[int]:
