@@ -17,6 +17,7 @@ import argparse
 from typing import Any
 
 from ragsift.cli.synth import add_server_arguments
+from ragsift.models.generation.gguf_convert import WEIGHTS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -37,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_server_arguments(parser)
     parser.add_argument("--alpha", type=float, default=0.5,
                         help="contrastive weight a (default 0.5; openai: needs 0)")
-    parser.add_argument("--precision", choices=["f32", "native", "bf16", "f16", "q8_0"],
+    parser.add_argument("--precision", choices=WEIGHTS,
                         default="f32",
                         help="llama-cpp only: f32 computes on the GGUF's weights dequantised "
                              "once (cached), as transformers does; native on the quantised "

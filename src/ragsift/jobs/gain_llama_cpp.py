@@ -36,20 +36,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Literal, get_args
 
 import numpy as np
 import torch
 
 from ragsift.errors import RagsiftError
 from ragsift.jobs.gain import LogitGainScorer
-from ragsift.models.generation.gguf_convert import converted_gguf
+from ragsift.models.generation.gguf_convert import WEIGHTS, Weights
 from ragsift.models.generation.llama_cpp_generator import LlamaCppGenerator
-from ragsift.models.hub import gguf_file_for, resolve_model
 
 logger = logging.getLogger(__name__)
-Precision = Literal["f32", "native", "bf16", "f16", "q8_0"]
-PRECISIONS: tuple[Precision, ...] = get_args(Precision)
+Precision = Weights  # the tensor types of :func:`converted_gguf`; f32 also keeps a float32 KV cache
+PRECISIONS: tuple[str, ...] = WEIGHTS
 
 
 class LlamaCppGainScorer(LogitGainScorer):
@@ -84,14 +82,9 @@ class LlamaCppGainScorer(LogitGainScorer):
         if precision not in PRECISIONS:
             raise RagsiftError(f"llama-cpp gain precision {precision!r}: use one of "
                                f"{', '.join(PRECISIONS)}")
-        folder = resolve_model(name)
-        gguf = gguf_file_for(name, folder)
-        if gguf is None:
-            raise RagsiftError(f"{name}: no .gguf file in {folder}; the llama-cpp backend runs "
-                               f"GGUF models (use transformers:{name} for this one)")
-        path = converted_gguf(folder / gguf, precision)
-        generator = LlamaCppGenerator(path, max_passage_tokens=max_passage_tokens,
-                                      n_threads=n_threads, f32_kv_cache=precision == "f32")
+        generator = LlamaCppGenerator.from_pretrained(
+            name, weights=precision, max_passage_tokens=max_passage_tokens,
+            n_threads=n_threads, f32_kv_cache=precision == "f32")
         return cls(generator, alpha, max_passage_tokens)
 
     def cut(self, text: str) -> str:
