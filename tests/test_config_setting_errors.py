@@ -67,3 +67,21 @@ def test_a_conflict_set_on_the_command_line_is_named_so(tmp_path, capsys):
                                            "--set", "selector=threshold"])
     assert status == EXIT_USAGE
     assert '<command line>, field "selector": threshold keeps passages' in line
+
+
+def test_a_bad_server_option_names_its_item_at_the_key_line_and_exits_2(tmp_path, capsys):
+    text = 'k: 1\nserver_options:\n  - seed=1\n  - nokey\n'
+    path = tmp_path / "rag.yaml"
+    path.write_text(text)
+    status, line = one_error_line(capsys, ["rag", "--questions", str(tmp_path / "qa.jsonl"),
+                                           "--config", str(path), "--out", str(tmp_path / "o")])
+    assert status == EXIT_USAGE
+    assert f'{path}, line 2, field "server_options[1]": expected KEY=VALUE' in line, line
+
+
+def test_a_train_config_without_its_model_exits_2(tmp_path, capsys):
+    path = tmp_path / "train.yaml"
+    path.write_text(f"data: d\nout: {tmp_path / 'model'}\n")
+    status, line = one_error_line(capsys, ["train", "embedding", "--config", str(path)])
+    assert status == EXIT_USAGE
+    assert "embedding training needs 'model' (config file or --model)" in line

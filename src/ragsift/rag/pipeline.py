@@ -82,11 +82,11 @@ class RagConfig:
     Raises:
         ragsift.models.generation.prompts.PromptError: a prompt key that cannot work (the message
             starts with the key).
-        RagsiftError: a ``server_options`` item that is not ``KEY=VALUE``.
-        ragsift.errors.SettingError: an unknown ``retriever`` (key ``retriever``), or the
-            ``threshold`` selector without a ``reranker`` (key ``selector``); the message starts
-            with the key, and :func:`ragsift.config_file.load_dataclass` names its file and
-            line.
+        ragsift.errors.SettingError: an unknown ``retriever`` (key ``retriever``), the
+            ``threshold`` selector without a ``reranker`` (key ``selector``), or a
+            ``server_options`` item that is not ``KEY=VALUE`` (key ``server_options[i]``); the
+            message starts with the key, and :func:`ragsift.config_file.load_dataclass` names
+            its file and line.
     """
 
     retriever: str = "bm25"

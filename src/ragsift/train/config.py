@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ragsift.config_file import Range, load_dataclass, setting
-from ragsift.errors import RagsiftError, SettingError, UsageError
+from ragsift.errors import SettingError, UsageError
 from ragsift.train.registry import Entry, GroupLoss
 
 Distill = Literal["kl", "margin-mse"]
@@ -304,13 +304,13 @@ def load_config(task: str, path: str | Path | None = None,
     refused) or a number out of its range (:data:`LIMITS`);
     :class:`~ragsift.errors.LocatedSettingError` (a usage error), with the file, line and key,
     for settings that cannot work together; :class:`UsageError` for a task that is not in
-    :data:`TASKS`."""
+    :data:`TASKS` or a config without ``model``, ``data`` or ``out``."""
     if task not in TASKS:
         raise UsageError(f"unknown training task {task!r}; choose from {sorted(TASKS)}")
     config = load_dataclass(TASKS[task].config, path, overrides, what=f"{task} training",
                             limits=LIMITS)
     for required in ("model", "data", "out"):
         if not getattr(config, required):
-            raise RagsiftError(f"{task} training needs {required!r} (config file or "
+            raise UsageError(f"{task} training needs {required!r} (config file or "
                                f"--{required})")
     return config

@@ -33,7 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
-from ragsift.errors import MissingExtraError, RagsiftError
+from ragsift.errors import MissingExtraError, RagsiftError, SettingError
 from ragsift.models.generation.generator import TextGenerator
 from ragsift.models.generation.prompts import Message, PromptFormat
 
@@ -182,15 +182,15 @@ def server_options(items: Sequence[str], key: str = "server_options") -> dict[st
         {'repeat_penalty': 1.0, 'seed': 7, 'mirostat_mode': 0}
 
     Raises:
-        RagsiftError: an item without ``=`` or with an empty key (the message names
-            ``key[i]``).
+        SettingError: an item without ``=`` or with an empty key, at ``key[i]`` (a config
+            file's loader turns it into the file and line of that item).
     """
     out: dict[str, Any] = {}
     for i, item in enumerate(items):
         name, sep, value = item.partition("=")
         if not sep or not name.strip():
-            raise RagsiftError(f"{key}[{i}]: expected KEY=VALUE (e.g. repeat_penalty=1.0), "
-                               f"got {item!r}")
+            raise SettingError(f"{key}[{i}]",
+                               f"expected KEY=VALUE (e.g. repeat_penalty=1.0), got {item!r}")
         try:
             out[name.strip()] = json.loads(value)
         except json.JSONDecodeError:
