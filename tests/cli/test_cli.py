@@ -115,6 +115,17 @@ def test_bad_specs_are_usage_errors(tiny_beir, tmp_path, spec):
     assert info.value.code == 2
 
 
+def test_a_second_retriever_is_refused_not_silently_kept(tiny_beir, tmp_path, capsys):
+    out = tmp_path / "x.trec"
+    with pytest.raises(SystemExit) as info:
+        main(["search", "--data", str(tiny_beir), "--retriever", "dense:m", "--retriever", "bm25",
+              "--out", str(out)])
+    assert info.value.code == 2
+    assert ("--retriever given twice ('dense:m', then 'bm25'); to fuse retrievers give one "
+            "spec: --retriever hybrid:dense:m+bm25") in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_help_everywhere(capsys):
     for command in ([], ["search"], ["evaluate"], ["index"], ["rerank"], ["demo"], ["datasets"]):
         with pytest.raises(SystemExit) as info:

@@ -27,7 +27,7 @@ def add_retriever_arguments(parser: argparse.ArgumentParser, required: bool = Tr
     thing)."""
     group = parser.add_argument_group("retriever")
     group.add_argument(
-        "--retriever", required=required, metavar="SPEC", type=_spec,
+        "--retriever", required=required, metavar="SPEC", type=_spec, action=_OneRetriever,
         help=retriever_help(),
     )
     group.add_argument("--fusion", choices=("rrf", "convex"), default="rrf",
@@ -102,6 +102,19 @@ def _spec(text: str) -> str:
     except RetrieverSpecError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return text
+
+
+class _OneRetriever(argparse.Action):
+    """Store ``--retriever SPEC``, refusing a second one: two specs are not a fusion (that is
+    ``hybrid:A+B``), and silently keeping the last would search with one of them only."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        first = getattr(namespace, self.dest, None)
+        if first is not None:
+            parser.error(f"--retriever given twice ({first!r}, then {values!r}); to fuse "
+                         f"retrievers give one spec: --retriever hybrid:{first}+{values}")
+        setattr(namespace, self.dest, values)
 
 
 def _none(value: str) -> str | None:
