@@ -9,12 +9,15 @@ the round-trip filter (BM25 over the whole corpus, the source document in the to
 (llama.cpp's ``n_threads``, torch's intra-op threads). Reported per backend: seconds, queries
 per minute (documents asked per minute), non-empty queries, the round-trip pass rate (kept /
 generated), the mean prompt length in tokens (prompt processing, not generation, takes most of
-the time of a small model here) and how many queries equal llama.cpp's; and the speed ratio
-llama.cpp / transformers.
+the time of a small model here) and how many queries equal the first llama.cpp row's; and the
+speed ratio of each llama.cpp row over transformers. ``--llm-weights native,bf16`` adds a
+llama.cpp row per weight type (the GGUF converted once by llama.cpp, as ``ragsift synth
+--llm-weights``).
 
 Usage:
     python -m benchmarks.synth_backends [--data ../shared/datasets/scifact] [--docs 60]
-        [--model smollm2-135m] [--threads 1] [--batch-size 8] [--out FILE.json]
+        [--model smollm2-135m] [--threads 1] [--batch-size 8] [--llm-weights native,bf16]
+        [--out FILE.json]
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import torch
 from benchmarks.common import SHARED, environment, report
 from ragsift.atomic import atomic_file
 from ragsift.data.beir import load_corpus
+from ragsift.errors import UsageError
 from ragsift.jobs.synthesize import (
     choose_documents,
     query_prompt,
@@ -38,6 +42,7 @@ from ragsift.jobs.synthesize import (
     synthesize_queries,
 )
 from ragsift.models.generation.generator import TextGenerator, load_generator
+from ragsift.models.generation.gguf_convert import WEIGHTS, check_weights
 from ragsift.retrieve.bm25 import BM25Retriever
 from ragsift.types import Corpus
 
@@ -80,6 +85,19 @@ def prompt_share(generator: TextGenerator, prompts: list) -> dict[str, float]:
             "prompt_share_of_time": first / full}
 
 
+def _weights(text: str) -> list[str]:
+    """``--llm-weights``: comma-separated weight types of :data:`WEIGHTS`."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    try:
+        for name in names:
+            check_weights(name)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if not names:
+        raise argparse.ArgumentTypeError("name at least one weight type")
+    return names
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=SHARED / "scifact")
@@ -91,6 +109,9 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--max-passage-tokens", type=int, default=256)
     parser.add_argument("--round-trip-k", type=int, default=3)
+    parser.add_argument("--llm-weights", type=_weights, default=["native"],
+                        help="comma-separated llama.cpp weight types, one row each "
+                             f"({', '.join(WEIGHTS)}; default native: the GGUF as packaged)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
 
@@ -99,10 +120,11 @@ def main() -> None:
     ids = choose_documents(corpus, args.docs, args.seed)
     common = {"max_new_tokens": args.max_new_tokens,
               "max_passage_tokens": args.max_passage_tokens}
-    backends = [("llama.cpp", lambda: load_generator(f"llama-cpp:{args.model}",
-                                                     n_threads=args.threads, **common)),
-                (f"transformers, batch {args.batch_size}", lambda: load_generator(
-                    f"transformers:{args.model}", batch_size=args.batch_size, **common))]
+    backends = [(f"llama.cpp ({weights})", lambda weights=weights: load_generator(
+        f"llama-cpp:{args.model}", n_threads=args.threads, weights=weights, **common))
+        for weights in args.llm_weights]
+    backends.append((f"transformers, batch {args.batch_size}", lambda: load_generator(
+        f"transformers:{args.model}", batch_size=args.batch_size, **common)))
     results = []
     with tempfile.TemporaryDirectory() as folder:
         for name, load in backends:
@@ -111,7 +133,8 @@ def main() -> None:
     for result in results[1:]:
         generated = result.pop("generated")
         result["same_as_llama_cpp"] = sum(reference.get(d) == q for d, q in generated.items())
-    speedup = results[0]["queries_per_min"] / results[1]["queries_per_min"]
+    speedups = {r["backend"]: r["queries_per_min"] / results[-1]["queries_per_min"]
+                for r in results[:-1]}
     rows = [[r["backend"], f"{r['seconds']:.1f}", f"{r['queries_per_min']:.1f}",
              f"{r['queries']}/{r['documents']}",
              f"{r['round_trip_kept']} ({r['round_trip_pass_rate']:.2f})",
@@ -125,8 +148,9 @@ def main() -> None:
                  rows, None, environment=environment(["llama-cpp-python", "transformers",
                                                       "torch"]),
                  data=str(args.data), docs=len(ids), model=args.model, threads=args.threads,
-                 speedup_llama_cpp_over_transformers=speedup)
-    print(f"\nllama.cpp / transformers queries per minute: {speedup:.2f}x")
+                 speedup_over_transformers=speedups)
+    for name, speedup in speedups.items():
+        print(f"{name} / transformers queries per minute: {speedup:.2f}x")
     if args.out:
         with atomic_file(args.out) as handle:
             handle.write(json.dumps(obj, indent=2) + "\n")
