@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from safetensors.numpy import load_file
 from ragsift.adapt.config import load_adapt_config
 from ragsift.adapt.stages import STATE_FILE, adapt
 from ragsift.cli.main import main
+from ragsift.errors import UsageError
 from ragsift.jobs.sharded import shards_dir
 from ragsift.models.generation.generator import Prompt, TextGenerator
 from ragsift.types import Document
@@ -130,6 +132,12 @@ def test_adapts_end_to_end_then_skips_every_complete_stage(corpus, tmp_path, tin
     assert again.ran == [] and again.skipped == ["synthetic", "negatives", "model"]
     assert generator.calls == 4 and (out / "model" / "model.safetensors").stat().st_mtime_ns \
         == mtime
+    # a run recorded before a setting existed had that setting's default: it still resumes
+    del state["settings"]["llm_weights"]
+    (out / STATE_FILE).write_text(json.dumps(state))
+    assert adapt(corpus, out, config, generator=generator).ran == []
+    with pytest.raises(UsageError, match=r"other settings \(llm_weights differ\)"):
+        adapt(corpus, out, replace(config, llm_weights="bf16"), generator=generator)
 
 
 def test_a_killed_synthesis_resumes_shard_by_shard(corpus, tmp_path, tiny_model_dir):
@@ -173,13 +181,16 @@ def test_the_command_line_with_a_cross_encoder(corpus, tmp_path, tiny_model_dir,
     from ragsift.models.generation import generator as generation
     from ragsift.rerank import Reranker
 
-    monkeypatch.setattr(generation, "load_generator", lambda spec, **options: FakeGenerator())
+    loaded = []
+    monkeypatch.setattr(generation, "load_generator",
+                        lambda spec, **options: loaded.append(options) or FakeGenerator())
     out = tmp_path / "cli"
     argv = ["adapt", "--data", str(corpus), "--out", str(out), "--model", str(tiny_model_dir),
             "--teacher", str(tiny_cross_encoder), "--cross-encoder", "--set", "max_steps=2",
             "--set", "batch_size=4", "--set", "cross_encoder_batch_size=2",
-            "--set", "candidates=6", "--set", "filter=none"]
+            "--set", "candidates=6", "--set", "filter=none", "--set", "llm_weights=bf16"]
     assert main(argv) == 0
+    assert [options["weights"] for options in loaded] == ["bf16"]
     state = json.loads((out / STATE_FILE).read_text())
     assert state["settings"]["cross_encoder"] is True
     assert state["stages"]["reranker"]["steps"] == 2

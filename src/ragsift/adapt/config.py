@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ragsift.config_file import Range, load_dataclass, setting
+from ragsift.models.generation.gguf_convert import Weights
 
 
 @dataclass
@@ -41,6 +42,9 @@ class AdaptConfig:
     max_passage_tokens: int = setting(256, "the passage is cut to this many tokens in the "
                                            "prompt")
     generator_batch_size: int = setting(8, "prompts per generation batch")
+    llm_weights: Weights = setting("native", "tensor type llama.cpp runs the GGUF generator in "
+                                             "(native: as packaged; bf16 is ~2x faster on CPUs "
+                                             "with AVX512_BF16; ragsift synth --llm-weights)")
     round_trip_retriever: str = setting("bm25", "retriever spec of the round-trip filter")
     round_trip_k: int = setting(3, "keep a query when its document is in this top k")
     mine_retriever: str | None = setting(None, "retriever spec mining the negatives (null: "

@@ -83,8 +83,11 @@ class State:
         self.values: dict[str, Any] = {**identity, "stages": {}}
         if self.path.is_file():
             previous = json.loads(self.path.read_text(encoding="utf-8"))
+            # a setting added since that run was made had its default value there
+            defaults = fingerprint(AdaptConfig())
             changed = sorted(k for k in identity["settings"]
-                             if previous["settings"].get(k) != identity["settings"][k])
+                             if previous["settings"].get(k, defaults[k])
+                             != identity["settings"][k])
             if previous["data"] != identity["data"] or changed:
                 what = ", ".join(changed) if changed else f"the corpus ({previous['data']})"
                 raise UsageError(f"{out} holds an adaptation run with other settings ({what} "
@@ -163,7 +166,7 @@ class Adaptation:
             self._generator = load_generator(
                 config.generator, max_new_tokens=config.max_new_tokens,
                 batch_size=config.generator_batch_size,
-                max_passage_tokens=config.max_passage_tokens)
+                max_passage_tokens=config.max_passage_tokens, weights=config.llm_weights)
         return self._generator
 
     def document_parts(self) -> list[list[str]]:
