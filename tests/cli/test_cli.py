@@ -241,6 +241,31 @@ def test_unexpected_errors_are_one_line_unless_verbose(tiny_beir, tmp_path, caps
     assert main(argv) == 130
 
 
+def test_sigterm_cleans_up_like_ctrl_c_and_exits_143(tiny_beir, tmp_path, monkeypatch, capsys):
+    import os
+    import signal
+
+    from ragsift.atomic import atomic_file
+    from ragsift.cli import evaluate as command
+
+    target = tmp_path / "out" / "out.txt"
+    target.parent.mkdir()
+
+    def killed_while_writing(args):
+        with atomic_file(target) as f:
+            f.write("half")
+            os.kill(os.getpid(), signal.SIGTERM)  # a scheduler stopping the job
+            f.write(" of it")
+        return 0
+
+    monkeypatch.setattr(command, "run", killed_while_writing)
+    before = signal.getsignal(signal.SIGTERM)
+    assert main(["evaluate", "--qrels", str(tiny_beir / "qrels" / "test.tsv"), "x.trec"]) == 143
+    assert capsys.readouterr().err.strip() == "ragsift evaluate: terminated"
+    assert list(target.parent.iterdir()) == []  # neither the file nor its temporary copy
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
 def test_datasets_validate_names_the_file_of_broken_inputs(tiny_beir, capsys):
     (tiny_beir / "corpus.jsonl.gz").write_bytes(b"plain text, not gzip\n")
     (tiny_beir / "corpus.jsonl").unlink()

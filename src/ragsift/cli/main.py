@@ -1,7 +1,9 @@
 """Entry point of the ``ragsift`` command.
 
 Each subcommand module exposes ``register(subparsers)``, which adds its parser and sets
-``func`` to a callable taking the parsed arguments and returning an exit code. :data:`COMMANDS`
+``func`` to a callable taking the parsed arguments and returning an exit code (and
+``own_sigterm=True`` where the command handles SIGTERM itself, as ``serve`` does; every other
+command turns SIGTERM into :class:`Terminated`, exit status 143). :data:`COMMANDS`
 lists them; only the module of the command being run is imported, so ``ragsift --help`` and
 light commands (``evaluate``, ``datasets validate``) start without torch or transformers.
 """
@@ -11,8 +13,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import signal
 import sys
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from typing import NamedTuple
 
 from ragsift import __version__
@@ -109,16 +114,44 @@ def configure_logging(verbose: bool) -> None:
             hf_logging.disable_progress_bar()
 
 
-EXIT_OK, EXIT_DATA, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_DATA, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived (``kill``, a scheduler preempting or stopping the job), raised in the main
+    thread like Ctrl-C's KeyboardInterrupt so that the same cleanup runs: temporary files and
+    folders are removed and a sharded job keeps its finished shards for the rerun. A
+    BaseException, so that no ``except Exception`` on the way swallows it."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+@contextmanager
+def sigterm_as_exception() -> Iterator[None]:
+    """While inside, SIGTERM raises :class:`Terminated` (from the main thread only; elsewhere,
+    or where the platform has no SIGTERM, nothing changes); the previous handler comes back
+    after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status.
 
     0: success; 1: a data error (a bad or missing input file, model or index, or an unexpected
-    failure); 2: a usage error (a bad option or value; argparse's own errors too); 130:
-    interrupted. Every error is one line on stderr, ``ragsift COMMAND: error: ...``; only an
-    unexpected internal exception prints its traceback, and only with ``-v``.
+    failure); 2: a usage error (a bad option or value, a required setting left out, config
+    settings that cannot work together; argparse's own errors too); 130: interrupted (Ctrl-C);
+    143: terminated (SIGTERM), after the same cleanup as Ctrl-C. Every error is one line on
+    stderr, ``ragsift COMMAND: error: ...``; only an unexpected internal exception prints its
+    traceback, and only with ``-v``.
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     command = command_in(argv)
@@ -126,10 +159,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configure_logging(args.verbose)
     try:
-        return int(args.func(args) or 0)
+        own = getattr(args, "own_sigterm", False)  # the command handles SIGTERM itself
+        with nullcontext() if own else sigterm_as_exception():
+            return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print(f"ragsift {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Terminated:
+        print(f"ragsift {args.command}: terminated", file=sys.stderr)
+        return EXIT_TERMINATED
     except Exception as exc:  # noqa: BLE001 - the last resort: one line, never a traceback
         status, message = describe_error(exc)
         if status is None:

@@ -52,7 +52,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default: 127.0.0.1, this machine only)")
     parser.add_argument("--port", type=int, default=8080, help="port (default: 8080)")
-    parser.set_defaults(func=run)
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises it: the default handler then
+    # ends the process by the signal, as a service manager expects of a clean stop
+    parser.set_defaults(func=run, own_sigterm=True)
 
 
 def config_from_args(args: argparse.Namespace) -> ServeConfig:
