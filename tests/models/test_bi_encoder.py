@@ -132,3 +132,19 @@ def test_plain_transformers_folder_gets_mean_pooling_like_st(tiny_model_dir, tmp
     assert (ours.layout.pooling, ours.layout.normalize, ours.max_length) == ("mean", False, 128)
     st = sentence_transformers.SentenceTransformer(str(plain), device="cpu")
     np.testing.assert_allclose(ours.encode(TEXTS), st.encode(TEXTS), atol=1e-5)
+
+
+def test_truncation_is_said_once_at_info_then_at_debug(tiny_model_dir, caplog):
+    import logging
+
+    encoder = BiEncoder.from_pretrained(tiny_model_dir)
+    long_text = "word " * (encoder.max_length + 50)
+    with caplog.at_level(logging.DEBUG, logger="ragsift.models.bi_encoder"):
+        encoder.encode(["short", long_text])
+        encoder.encode([long_text, long_text, "short"])
+    said = [(r.levelno, r.getMessage()) for r in caplog.records if "token limit" in r.message]
+    limit = encoder.max_length
+    assert said == [
+        (logging.INFO, f"1 of 2 texts reached the {limit}-token limit and were truncated "
+                       "(later counts at debug level, -v)"),
+        (logging.DEBUG, f"2 of 3 texts reached the {limit}-token limit and were truncated")]

@@ -87,6 +87,7 @@ class BiEncoder:
                              f"model, got {truncate_dim}")
         self.truncate_dim = truncate_dim
         self._fingerprint: str | None = None
+        self._truncation_said = False
         self.backend = backend
         example = {"input_ids": torch.tensor([[tokenizer.cls_token_id or 0, 5, 6]]),
                    "attention_mask": torch.ones(1, 3, dtype=torch.long)}
@@ -225,7 +226,8 @@ class BiEncoder:
 
         Texts are tokenized once, sorted by token length and cut into batches of at most
         ``batch_size`` rows and ``max_batch_tokens`` padded tokens; rows come back in input order.
-        Texts longer than :attr:`max_length` are truncated, and their count is logged.
+        Texts longer than :attr:`max_length` are truncated, and their count is logged (at info
+        level on the encoder's first call that truncates, at debug level after).
         """
         if isinstance(texts, str):
             raise TypeError("encode takes a list of texts, not a single string")
@@ -236,9 +238,12 @@ class BiEncoder:
         encodings, prompt_length = self._token_ids(texts, prompt, self.max_length)
         lengths = [len(ids) for ids in encodings]
         at_limit = sum(n >= self.max_length for n in lengths)
-        if at_limit:
-            logger.info("%d of %d texts reached the %d-token limit and were truncated",
-                        at_limit, len(texts), self.max_length)
+        if at_limit:  # said once at info level; a job encoding many small lists repeats it
+            logger.log(logging.DEBUG if self._truncation_said else logging.INFO,
+                       "%d of %d texts reached the %d-token limit and were truncated%s",
+                       at_limit, len(texts), self.max_length,
+                       "" if self._truncation_said else " (later counts at debug level, -v)")
+            self._truncation_said = True
         batches = length_sorted_batches(lengths, self.batch_size, self.max_batch_tokens)
         with torch.inference_mode():
             for batch in tqdm(batches, desc="encode", unit="batch", disable=not show_progress):
