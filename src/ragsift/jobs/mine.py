@@ -91,22 +91,30 @@ def mine_negatives(data: BeirDataset, run: Run, out: str | Path,
         return data.corpus[doc_id].full_text()
 
     def work(shard: list[str]) -> list[str]:
-        lines = []
+        found = []  # (qid, positives, candidates) of each query
         for qid in shard:
-            query = data.queries[qid]
             positives = [d for d, rel in data.qrels[qid].items() if rel > 0 and d in data.corpus]
             candidates = [d for d, _ in ranked(run.get(qid, {}))[skip:]
                           if d not in positives and d in data.corpus][:depth]
-            row: dict = {"query": query, "pos": [text(d) for d in positives], "query_id": qid,
-                         "pos_ids": positives}
+            found.append((qid, positives, candidates))
+        # the teacher scores the whole shard in one call: batches across queries, and a
+        # bi-encoder encodes each passage the shard's queries share once
+        pairs = [(data.queries[qid], text(d)) for qid, positives, candidates in found
+                 if positives for d in positives + candidates] if teacher is not None else []
+        scorer = resolve(teacher) if pairs else None
+        raw_scores = scorer.score(pairs) if scorer else np.zeros(0, dtype=np.float32)
+        scaled_scores = scorer.probability(raw_scores) if scorer else raw_scores
+        lines, start = [], 0
+        for qid, positives, candidates in found:
+            row: dict = {"query": data.queries[qid], "pos": [text(d) for d in positives],
+                         "query_id": qid, "pos_ids": positives}
             raw: dict[str, float] = {}
             dropped: Counter = Counter()
-            if teacher is not None and positives:
-                pairs = [(query, text(d)) for d in positives + candidates]
-                scorer = resolve(teacher)
-                raw_scores = scorer.score(pairs)
-                scaled = scorer.probability(raw_scores)
-                raw = dict(zip(positives + candidates, raw_scores.tolist()))
+            if scorer is not None and positives:
+                end = start + len(positives) + len(candidates)
+                scaled = scaled_scores[start:end]
+                raw = dict(zip(positives + candidates, raw_scores[start:end].tolist()))
+                start = end
                 reasons = false_negative_reasons(float(scaled[:len(positives)].min()),
                                                  scaled[len(positives):], settings)
                 dropped.update(r for r in reasons if r)
