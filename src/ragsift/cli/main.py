@@ -130,9 +130,9 @@ def _raise_terminated(signum: int, frame: object) -> None:
 
 @contextmanager
 def sigterm_as_exception() -> Iterator[None]:
-    """While inside, SIGTERM raises :class:`Terminated` (from the main thread only; elsewhere,
-    or where the platform has no SIGTERM, nothing changes); the previous handler comes back
-    after."""
+    """While inside, SIGTERM raises :class:`Terminated` (only when called from the main thread,
+    the one Python delivers signals to; elsewhere nothing changes); the previous handler comes
+    back after."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return

@@ -312,5 +312,5 @@ def load_config(task: str, path: str | Path | None = None,
     for required in ("model", "data", "out"):
         if not getattr(config, required):
             raise UsageError(f"{task} training needs {required!r} (config file or "
-                               f"--{required})")
+                             f"--{required})")
     return config
