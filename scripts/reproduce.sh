@@ -8,7 +8,10 @@
 #   3. recipe 2: scripts/recipe_reranker.sh with the recipe-1 model as teacher (BM25 top 30 of
 #      the train queries labelled, the cross-encoder trained from configs/reranker-<dataset>.yaml,
 #      BM25's top 100 of the test queries reranked);
-#   4. `ragsift evaluate` of all runs, BM25 first (paired tests of every run against BM25).
+#   4. the pipeline recipe (configs/pipeline-hotpotqa-beir.yaml, docs/training.md "Pipelines
+#      measured here") with this dataset's recipe-1 and recipe-2 models: BM25 + the bi-encoder,
+#      RRF, top 100 re-scored by the cross-encoder, RRF of both orders;
+#   5. `ragsift evaluate` of all runs, BM25 first (paired tests of every run against BM25).
 # Everything goes under OUT; a step whose output is there is skipped, so a rerun resumes. At the
 # end it prints the tables and the wall time of each step (also in OUT/timings.tsv).
 # QUICK=1 runs every step on a slice of each dataset (16 train and 5 test queries, their judged
@@ -85,6 +88,13 @@ reranker_config() {
   mv "$4.tmp" "$4"
 }
 
+# pipeline_config BI_ENCODER CROSS_ENCODER DST: DST, the pipeline recipe with these two models.
+pipeline_config() {
+  sed -e "s|dense:models/minilm-hotpotqa|dense:$1|" -e "s|^rerank_model: .*|rerank_model: $2|" \
+    configs/pipeline-hotpotqa-beir.yaml >"$3.tmp"
+  mv "$3.tmp" "$3"
+}
+
 # runfile RUN: the test-split run file RUN of the dataset at hand ($prefix).
 runfile() { echo "$prefix-test-$1.trec"; }
 
@@ -124,10 +134,14 @@ for name in scifact hotpotqa-beir; do
   # the recipe writes $prefix-test-ce.trec last (and BM25's test run again, identically)
   step "$name: recipe 2 (label, train, rerank)" "$(runfile ce)" \
     bash scripts/recipe_reranker.sh "$data" "$bi_encoder" "$config" "$prefix"
+  pipeline=$out/configs/pipeline-$name.yaml
+  pipeline_config "$bi_encoder" "$out/models/ce-minilm-$name" "$pipeline"
+  step "$name: pipeline" "$(runfile pipeline)" \
+    "$ragsift" search --data "$data" --pipeline "$pipeline" --out "$(runfile pipeline)"
   table=$out/tables/$name.txt
   echo "== $name: evaluate"
   runs=()
-  for run in bm25 minilm hybrid-rrf hybrid-convex recipe1 ce; do runs+=("$(runfile "$run")"); done
+  for run in bm25 minilm hybrid-rrf hybrid-convex recipe1 ce pipeline; do runs+=("$(runfile "$run")"); done
   "$ragsift" evaluate --qrels "$data/qrels/test.tsv" --metrics "$metrics" "${runs[@]}" \
     >"$table.tmp"
   mv "$table.tmp" "$table"

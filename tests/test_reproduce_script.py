@@ -25,9 +25,10 @@ def _datasets(text: str) -> list[str]:
 
 
 def _named_files(text: str) -> set[str]:
-    """Every ``configs/*.yaml`` and ``scripts/*.sh`` path in the script, with ``$name`` (also
-    written ``$1``, the dataset name passed to a helper) expanded over the datasets."""
-    paths = set(re.findall(r"(?:configs|scripts)/[\w.$-]+\.(?:yaml|sh)", text))
+    """Every ``configs/*.yaml`` and ``scripts/*.sh`` path of the repository in the script (not
+    one under a folder, such as ``$out/configs/``, that the script writes), with ``$name``
+    (also written ``$1``, the dataset name passed to a helper) expanded over the datasets."""
+    paths = set(re.findall(r"(?<![\w/])(?:configs|scripts)/[\w.$-]+\.(?:yaml|sh)", text))
     return {path.replace("$name", name).replace("$1", name)
             for path in paths for name in _datasets(text)}
 
@@ -42,12 +43,13 @@ def test_every_named_config_and_script_exists():
     named = _named_files(SCRIPT.read_text())
     # the four recipe configs, the pipeline config and the recipe-2 script, at least
     assert {"configs/embedding-scifact.yaml", "configs/reranker-hotpotqa-beir.yaml",
-            "configs/pipeline-hybrid-rrf.yaml", "scripts/recipe_reranker.sh"} <= named
+            "configs/pipeline-hybrid-rrf.yaml", "configs/pipeline-hotpotqa-beir.yaml",
+            "scripts/recipe_reranker.sh"} <= named
     missing = sorted(path for path in named if not (ROOT / path).is_file())
     assert not missing, f"reproduce.sh names files that do not exist: {missing}"
 
 
 def test_names_are_expanded_over_every_dataset():
     text = 'for name in scifact nowhere; do\n  x configs/embedding-$name.yaml\ndone\n'
-    named = _named_files(text)
+    named = _named_files(text + '  y "$out/configs/pipeline-$name.yaml"\n')
     assert named == {"configs/embedding-scifact.yaml", "configs/embedding-nowhere.yaml"}

@@ -87,7 +87,7 @@ def test_adapts_end_to_end_then_skips_every_complete_stage(corpus, tmp_path, tin
 
     out = tmp_path / "run"
     generator = FakeGenerator()
-    config = load_adapt_config(None, settings(tiny_model_dir))
+    config = load_adapt_config(None, settings(tiny_model_dir, grad_cache_chunk=3))
     result = adapt(corpus, out, config, generator=generator)
     assert result.ran == ["synthetic", "negatives", "model"] and result.skipped == []
     assert generator.calls == 20 // 5  # one call per shard of 5 documents
@@ -122,6 +122,8 @@ def test_adapts_end_to_end_then_skips_every_complete_stage(corpus, tmp_path, tin
         load_file(tiny_model_dir / "model.safetensors")
     assert trained.keys() == before.keys()
     assert any(not np.array_equal(trained[k], before[k]) for k in before)
+    report = json.loads((out / "model" / "ragsift_train.json").read_text())
+    assert report["config"]["grad_cache_chunk"] == 3
     dense = build_retriever(f"dense:{out / 'model'}", dense_options={"show_progress": False,
                                                                        "cache_dir": False})
     dense.index({d: Document(d, t) for d, t in DOCS.items()})
@@ -136,6 +138,8 @@ def test_adapts_end_to_end_then_skips_every_complete_stage(corpus, tmp_path, tin
     del state["settings"]["llm_weights"]
     (out / STATE_FILE).write_text(json.dumps(state))
     assert adapt(corpus, out, config, generator=generator).ran == []
+    # the GradCache chunk only bounds memory: a run resumes under another one
+    assert adapt(corpus, out, replace(config, grad_cache_chunk=None), generator=generator).ran == []
     with pytest.raises(UsageError, match=r"other settings \(llm_weights differ\)"):
         adapt(corpus, out, replace(config, llm_weights="bf16"), generator=generator)
 

@@ -64,6 +64,9 @@ class AdaptConfig:
     learning_rate: float = setting(5e-5, "peak learning rate of the bi-encoder")
     temperature: float = setting(0.05, "InfoNCE temperature of the bi-encoder")
     max_length: int = setting(256, "most tokens per document in training")
+    grad_cache_chunk: int | None = setting(
+        16, "bi-encoder rows encoded with gradients at once (GradCache; the loss is the same, "
+            "memory falls with it; null: the whole batch)")
     cross_encoder: bool = setting(False, "also train a cross-encoder reranker (DIR/reranker)")
     cross_encoder_model: str | None = setting(None, "starting model of the reranker (null: "
                                                     "`model`, with a fresh score head)")
@@ -82,11 +85,12 @@ LIMITS: dict[str, Range] = {
     "train_negatives": _AT_LEAST_1, "epochs": Range(0, low_open=True), "max_steps": _AT_LEAST_1,
     "batch_size": _AT_LEAST_1, "learning_rate": Range(0, 1, low_open=True),
     "temperature": Range(0, low_open=True), "max_length": _AT_LEAST_1,
+    "grad_cache_chunk": _AT_LEAST_1,
     "cross_encoder_batch_size": _AT_LEAST_1,
 }
 
-#: Settings that only bound how long a run takes; a resumed run may change them.
-RUN_ONLY = ("budget_minutes",)
+#: Settings that only bound a run's time or memory, not its result; a resumed run may change them.
+RUN_ONLY = ("budget_minutes", "grad_cache_chunk")
 
 
 def load_adapt_config(path: str | Path | None = None,

@@ -279,7 +279,7 @@ class Adaptation:
             end = time.monotonic() + (end - time.monotonic()) / 2
         return self.fit("embedding", config.model, self.out / "model", end,
                         batch_size=config.batch_size, learning_rate=config.learning_rate,
-                        temperature=config.temperature)
+                        temperature=config.temperature, grad_cache_chunk=config.grad_cache_chunk)
 
     def train_cross_encoder(self) -> dict[str, Any]:
         config = self.config
