@@ -77,22 +77,27 @@ shutil.rmtree(staged)
 EOF
 }
 
-# reranker_config NAME MODEL_OUT LABELS DST: DST, the recipe-2 config of dataset NAME writing
-# MODEL_OUT from LABELS (QUICK: 2 steps of 2 groups); scripts/recipe_reranker.sh reads its `out:`.
+# reranker_config CONFIG MODEL_OUT LABELS DST [START]: DST, the reranker config CONFIG writing
+# MODEL_OUT from LABELS (and from START, when given: its `model:`) (QUICK: 2 steps of 2
+# groups); scripts/recipe_reranker.sh reads its `out:`.
 reranker_config() {
   local edits=(-e "s|^out: .*|out: $2|" -e "s|^data: .*|data: $3|")
+  if [[ -n ${5:-} ]]; then
+    edits+=(-e "s|^model: .*|model: $5|")
+  fi
   if [[ $quick == 1 ]]; then
     edits+=(-e "s|^batch_size: .*|batch_size: 2|" -e '$a max_steps: 2')
   fi
-  sed "${edits[@]}" "configs/reranker-$1.yaml" >"$4.tmp"
+  sed "${edits[@]}" "$1" >"$4.tmp"
   mv "$4.tmp" "$4"
 }
 
-# pipeline_config BI_ENCODER CROSS_ENCODER DST: DST, the pipeline recipe with these two models.
+# pipeline_config CONFIG BI_ENCODER CROSS_ENCODER DST [HOP_MODEL]: DST, the pipeline recipe
+# CONFIG with these models.
 pipeline_config() {
-  sed -e "s|dense:models/minilm-hotpotqa|dense:$1|" -e "s|^rerank_model: .*|rerank_model: $2|" \
-    configs/pipeline-hotpotqa-beir.yaml >"$3.tmp"
-  mv "$3.tmp" "$3"
+  sed -e "s|dense:models/minilm-hotpotqa|dense:$2|" -e "s|^rerank_model: .*|rerank_model: $3|" \
+    -e "s|^hop_model: .*|hop_model: ${5:-}|" "$1" >"$4.tmp"
+  mv "$4.tmp" "$4"
 }
 
 # runfile RUN: the test-split run file RUN of the dataset at hand ($prefix).
@@ -130,18 +135,38 @@ for name in scifact hotpotqa-beir; do
   step "$name: recipe 1 search" "$(runfile recipe1)" \
     "$ragsift" search --data "$data" --retriever "dense:$bi_encoder" --out "$(runfile recipe1)"
   config=$out/configs/reranker-$name.yaml
-  reranker_config "$name" "$out/models/ce-minilm-$name" "$prefix-train-labels.jsonl" "$config"
+  reranker_config "configs/reranker-$name.yaml" "$out/models/ce-minilm-$name" \
+    "$prefix-train-labels.jsonl" "$config"
   # the recipe writes $prefix-test-ce.trec last (and BM25's test run again, identically)
   step "$name: recipe 2 (label, train, rerank)" "$(runfile ce)" \
     bash scripts/recipe_reranker.sh "$data" "$bi_encoder" "$config" "$prefix"
   pipeline=$out/configs/pipeline-$name.yaml
-  pipeline_config "$bi_encoder" "$out/models/ce-minilm-$name" "$pipeline"
+  pipeline_config configs/pipeline-hotpotqa-beir.yaml "$bi_encoder" "$out/models/ce-minilm-$name" \
+    "$pipeline"
   step "$name: pipeline" "$(runfile pipeline)" \
     "$ragsift" search --data "$data" --pipeline "$pipeline" --out "$(runfile pipeline)"
+  evaluated=(bm25 minilm hybrid-rrf hybrid-convex recipe1 ce pipeline)
+  # the second hop, for collections of multi-hop questions (a second-hop config of their own)
+  if [[ -f configs/reranker-hop-$name.yaml ]]; then
+    pairs=$prefix-train-hop-pairs.jsonl
+    step "$name: second-hop pairs" "$pairs" \
+      "$ragsift" hop-pairs --data "$data" --run "$prefix-train-bm25.trec" --out "$pairs"
+    hop_config=$out/configs/reranker-hop-$name.yaml
+    reranker_config "configs/reranker-hop-$name.yaml" "$out/models/ce-hop-$name" "$pairs" \
+      "$hop_config" "$out/models/ce-minilm-$name"
+    step "$name: second-hop training" "$out/models/ce-hop-$name" \
+      "$ragsift" train reranker --config "$hop_config"
+    hop_pipeline=$out/configs/pipeline-hop-$name.yaml
+    pipeline_config configs/pipeline-hotpotqa-beir-hop.yaml "$bi_encoder" \
+      "$out/models/ce-minilm-$name" "$hop_pipeline" "$out/models/ce-hop-$name"
+    step "$name: pipeline + second hop" "$(runfile pipeline-hop)" \
+      "$ragsift" search --data "$data" --pipeline "$hop_pipeline" --out "$(runfile pipeline-hop)"
+    evaluated+=(pipeline-hop)
+  fi
   table=$out/tables/$name.txt
   echo "== $name: evaluate"
   runs=()
-  for run in bm25 minilm hybrid-rrf hybrid-convex recipe1 ce pipeline; do runs+=("$(runfile "$run")"); done
+  for run in "${evaluated[@]}"; do runs+=("$(runfile "$run")"); done
   "$ragsift" evaluate --qrels "$data/qrels/test.tsv" --metrics "$metrics" "${runs[@]}" \
     >"$table.tmp"
   mv "$table.tmp" "$table"

@@ -42,6 +42,8 @@ COMMANDS: dict[str, Command] = {
     "train": Command("train", "fine-tune a retrieval model on the HF Trainer"),
     "label": Command("label", "label candidates with a teacher (training jsonl with scores)"),
     "mine": Command("mine", "mine hard negatives (training jsonl ragsift train reads)"),
+    "hop-pairs": Command("hop_pairs", "training rows for a second-hop reranker (multi-hop "
+                         "qrels)"),
     "synth": Command("synth", "generate synthetic queries for a corpus (training jsonl)"),
     "adapt": Command("adapt", "unsupervised domain adaptation of a bi-encoder (GPL-style)"),
     "gain-label": Command("gain_label",

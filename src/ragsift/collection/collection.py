@@ -446,13 +446,15 @@ class Collection:
 
     def search_pipeline(self, query: str, config: Any, reranker: Any = None,
                         filter: FilterSpec = None, unit: Unit = "document",
-                        retriever: RetrieverKind | None = None) -> list[Hit]:
+                        retriever: RetrieverKind | None = None,
+                        hop_reranker: Any = None) -> list[Hit]:
         """A :class:`~ragsift.pipeline.config.PipelineConfig`'s later stages over this
         collection's own first stage (its ``first_stage`` keys are not used): the
         ``config.candidates`` best hits of :meth:`search` (``filter``, ``unit`` and
         ``retriever`` as there), re-scored by ``reranker`` (default:
         the one ``config`` names, loaded now) on each hit's title and text, fused with the
-        search scores as ``config.final_fusion`` says, cut to ``config.k``
+        search scores as ``config.final_fusion`` says, cut to ``config.k``, then re-ordered by
+        the second hop when ``config.hop_model`` is set (``hop_reranker``, default: loaded now)
         (:func:`ragsift.pipeline.runner.rerank_and_fuse`); hits carry the final scores."""
         from ragsift.pipeline.runner import load_reranker, rerank_and_fuse
 
@@ -461,7 +463,8 @@ class Collection:
         first = {"q": {hit_id: h.score for hit_id, h in hits.items()}}
         corpus = {hit_id: Document(hit_id, h.text, h.title) for hit_id, h in hits.items()}
         reranker = reranker if reranker is not None else load_reranker(config)
-        final = rerank_and_fuse(config, reranker, {"q": query}, corpus, first)
+        final = rerank_and_fuse(config, reranker, {"q": query}, corpus, first,
+                                hop_reranker=hop_reranker)
         for hit_id, score in final.get("q", {}).items():
             hits[hit_id].score = float(score)
         return [hits[hit_id] for hit_id, _ in ranked(final.get("q", {}))]

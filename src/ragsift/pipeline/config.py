@@ -8,6 +8,7 @@ A YAML file with the keys of :class:`PipelineConfig` (see ``configs/pipeline-*.y
     rerank_top_n: 100
     final_fusion: convex                     # none | rrf | convex
     final_weight: 0.7
+    hop_model: second-hop-folder             # optional; multi-hop questions
     k: 100
 
 :func:`load_pipeline` reads it through :func:`ragsift.config_file.load_dataclass` (types,
@@ -31,7 +32,9 @@ from ragsift.retrieve.spec import HYBRID, RetrieverSpecError, parse_spec
 LIMITS = {
     "k": Range(1), "depth": Range(1), "rrf_k": Range(0, low_open=True),
     "first_stage_weights": Range(0), "rerank_top_n": Range(1), "rerank_batch_size": Range(1),
-    "rerank_max_length": Range(1), "final_weight": Range(0, 1),
+    "rerank_max_length": Range(1), "final_weight": Range(0, 1), "hop_depth": Range(2),
+    "hop_weight": Range(0, 1), "hop_rrf_k": Range(0, low_open=True),
+    "hop_context_words": Range(1), "hop_max_length": Range(1),
 }
 
 
@@ -79,6 +82,14 @@ class PipelineConfig:
         "none", "fuse the reranker's scores with the first stage's (none: reranker only)")
     final_weight: float = setting(
         0.5, "the reranker's weight w in the final fusion; the first stage gets 1 - w")
+    hop_model: str | None = setting(
+        None, "second-hop reranker (ragsift.pipeline.second_hop; null: no second hop)")
+    hop_depth: int = setting(30, "the second hop re-orders ranks 2 .. hop_depth")
+    hop_weight: float = setting(0.5, "the second hop's weight w in its RRF with the run")
+    hop_rrf_k: float = setting(5.0, "the RRF constant of the second hop's fusion")
+    hop_context_words: int = setting(64, "words of the first document in the hop query")
+    hop_max_length: int | None = setting(None, "most tokens per second-hop pair (null: the "
+                                               "model's)")
     k: int = setting(100, "documents per query in the output run")
 
     def __post_init__(self) -> None:

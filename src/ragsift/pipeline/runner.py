@@ -15,12 +15,15 @@ For each query, with ``n`` = ``rerank_top_n`` when there is a reranker (else ``k
    ``convex``: ``s(d) = w * norm(R(d)) + (1 - w) * norm(F(d))`` with ``norm`` the per-query
    ``normalization`` (minmax: ``(x - min) / (max - min)`` over the query's ``n`` documents).
 
-The output run holds the ``k`` best documents of the last stage.
+The output run holds the ``k`` best documents of the last stage, then, when ``hop_model`` is
+set, 4. the second hop re-orders its ranks 2 .. ``hop_depth`` for multi-hop questions
+(:mod:`ragsift.pipeline.second_hop`).
 """
 
 from __future__ import annotations
 
 from ragsift.pipeline.config import PipelineConfig
+from ragsift.pipeline.second_hop import second_hop
 from ragsift.rerank import Reranker
 from ragsift.retrieve.base import Retriever
 from ragsift.retrieve.fusion import convex, rrf
@@ -37,34 +40,54 @@ def build_first_stage(config: PipelineConfig, show_progress: bool = False) -> Re
                            rrf_k=config.rrf_k, **options)
 
 
-def load_reranker(config: PipelineConfig) -> Reranker | None:
-    """The reranker ``config`` names, loaded with its batch size, backend, length and
-    long-document settings, or None when it names none."""
-    if config.rerank_model is None:
+def _load(model: str | None, max_length: int | None, config: PipelineConfig) -> Reranker | None:
+    if model is None:
         return None
-    sizes = {"max_length": config.rerank_max_length} if config.rerank_max_length else {}
-    return Reranker.load(config.rerank_model, long_doc=config.rerank_long_doc,
+    sizes = {"max_length": max_length} if max_length else {}
+    return Reranker.load(model, long_doc=config.rerank_long_doc,
                          batch_size=config.rerank_batch_size, backend=config.rerank_backend,
                          **sizes)
 
 
+def load_reranker(config: PipelineConfig) -> Reranker | None:
+    """The reranker ``config`` names, loaded with its batch size, backend, length and
+    long-document settings, or None when it names none."""
+    return _load(config.rerank_model, config.rerank_max_length, config)
+
+
+def load_hop_reranker(config: PipelineConfig) -> Reranker | None:
+    """The second-hop reranker ``config`` names (``hop_model``, ``hop_max_length``; batch
+    size, backend and long documents as the reranker's), or None when it names none."""
+    return _load(config.hop_model, config.hop_max_length, config)
+
+
 def rerank_and_fuse(config: PipelineConfig, reranker: Reranker | None, queries: Queries,
-                    corpus: Corpus, first: Run, show_progress: bool = False) -> Run:
-    """Steps 2 and 3 of the module docstring over a first-stage run ``first`` (any scores).
+                    corpus: Corpus, first: Run, show_progress: bool = False,
+                    hop_reranker: Reranker | None = None) -> Run:
+    """Steps 2 to 4 of the module docstring over a first-stage run ``first`` (any scores).
 
     Args:
         reranker: :func:`load_reranker`'s model (None: ``first`` is only cut to ``k``).
         queries, corpus: the texts of the run's queries and documents.
+        hop_reranker: :func:`load_hop_reranker`'s model; None skips step 4, and with
+            ``hop_model`` set it is loaded here.
 
     Returns:
         the ``k`` best documents per query of the reranked (and fused) run.
     """
     if reranker is None:
-        return top_k(first, config.k)
-    candidates = top_k(first, config.rerank_top_n)
-    reranked = reranker.rerank(queries, corpus, candidates, k=config.rerank_top_n,
-                               show_progress=show_progress)
-    return top_k(fuse_final(config, reranked, candidates), config.k)
+        final = top_k(first, config.k)
+    else:
+        candidates = top_k(first, config.rerank_top_n)
+        reranked = reranker.rerank(queries, corpus, candidates, k=config.rerank_top_n,
+                                   show_progress=show_progress)
+        final = top_k(fuse_final(config, reranked, candidates), config.k)
+    hop_reranker = hop_reranker if hop_reranker is not None else load_hop_reranker(config)
+    if hop_reranker is None:
+        return final
+    return second_hop(final, queries, corpus, hop_reranker, depth=config.hop_depth,
+                      weight=config.hop_weight, rrf_k=config.hop_rrf_k,
+                      words=config.hop_context_words)
 
 
 def fuse_final(config: PipelineConfig, reranked: Run, first: Run) -> Run:
@@ -91,14 +114,17 @@ class RetrievalPipeline:
     Args:
         config: the stages (:class:`PipelineConfig`).
         reranker: the reranker to use (default: :func:`load_reranker` of ``config``).
+        hop_reranker: the second-hop model (default: :func:`load_hop_reranker` of ``config``).
         show_progress: progress bars while indexing and reranking.
     """
 
     def __init__(self, config: PipelineConfig, reranker: Reranker | None = None,
-                 show_progress: bool = False) -> None:
+                 show_progress: bool = False, hop_reranker: Reranker | None = None) -> None:
         self.config = config
         self.retriever = build_first_stage(config, show_progress)
         self.reranker = reranker if reranker is not None else load_reranker(config)
+        self.hop_reranker = (hop_reranker if hop_reranker is not None
+                             else load_hop_reranker(config))
         self.show_progress = show_progress
         self.corpus: Corpus = {}
 
@@ -114,4 +140,5 @@ class RetrievalPipeline:
     def search(self, queries: Queries) -> Run:
         """The pipeline's run: the ``k`` best documents per query after every stage."""
         return rerank_and_fuse(self.config, self.reranker, queries, self.corpus,
-                               self.first_stage(queries), self.show_progress)
+                               self.first_stage(queries), self.show_progress,
+                               self.hop_reranker)

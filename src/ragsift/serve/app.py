@@ -78,10 +78,10 @@ def create_app(config: ServeConfig) -> FastAPI:
         pipeline = None
         if config.pipeline is not None:  # read (and its reranker loaded) before serving
             from ragsift.pipeline.config import load_pipeline
-            from ragsift.pipeline.runner import load_reranker
+            from ragsift.pipeline.runner import load_hop_reranker, load_reranker
 
             settings = load_pipeline(config.pipeline)
-            pipeline = (settings, load_reranker(settings))
+            pipeline = (settings, load_reranker(settings), load_hop_reranker(settings))
         collection = Collection.open(config.collection)
         app.state.collection = collection
         add_collection_routes(app, collection, [Depends(authorize)],

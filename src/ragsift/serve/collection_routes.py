@@ -8,7 +8,7 @@ serialised by the collection's writer lock. Bad documents answer 422 naming the 
 field; nothing of such a request is written.
 
 With a pipeline (``serve --pipeline FILE``, :mod:`ragsift.pipeline`), ``/search`` runs the
-pipeline's reranker and final fusion over the collection's own hits
+pipeline's reranker, final fusion and second hop over the collection's own hits
 (:meth:`~ragsift.collection.Collection.search_pipeline`), the request's ``k`` replacing the
 pipeline's; one such search runs at a time (the reranker's tokenizer is not thread-safe).
 """
@@ -91,9 +91,10 @@ class DeleteResponse(BaseModel):
 
 def add_collection_routes(app: FastAPI, collection: Collection, guarded: list[Any],
                           max_documents: int,
-                          pipeline: tuple[PipelineConfig, Any] | None = None) -> None:
+                          pipeline: tuple[PipelineConfig, Any, Any] | None = None) -> None:
     """Register the collection's endpoints on ``app`` (writes behind ``guarded``); with
-    ``pipeline`` (a config and its loaded reranker), ``/search`` reranks and fuses."""
+    ``pipeline`` (a config, its loaded reranker and second-hop reranker), ``/search``
+    reranks and fuses."""
     rerank_lock = threading.Lock()
 
     def search_hits(body: CollectionSearchRequest, parsed: Filter,
@@ -102,7 +103,7 @@ def add_collection_routes(app: FastAPI, collection: Collection, guarded: list[An
             return collection.search(body.query, body.k, parsed, body.unit, body.retriever)
         with rerank_lock:
             return collection.search_pipeline(body.query, config, pipeline[1], parsed,
-                                              body.unit, body.retriever)
+                                              body.unit, body.retriever, pipeline[2])
 
     @app.post("/search", response_model=CollectionSearchResponse, dependencies=guarded)
     async def search(body: CollectionSearchRequest) -> CollectionSearchResponse:
