@@ -10,7 +10,9 @@ the documents at ranks 2 .. ``hop_depth``, ``w`` = ``hop_weight`` and ``c`` = ``
    from 1 within ``D``; ties keep the run's order); ``d1`` stays first and the documents below
    ``hop_depth`` keep their places;
 3. the scores the run had, position by position, are handed to the new order, so the scores
-   keep their scale (and thresholds set on them) while following the new ranking.
+   keep their scale (and thresholds set on them) while following the new ranking. Positions
+   whose scores tie in the run (RRF gives such ties) stay tied, and whatever ranks the run
+   next (a TREC file, trec_eval) orders them by its own tie rule, not by the hop.
 
 A ``d1`` that is wrong costs little: the run's own order keeps half the vote.
 """
