@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from ragsift.cli.argtypes import positive_int
 from ragsift.errors import RagsiftError
 
 logger = logging.getLogger(__name__)
@@ -27,9 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--split", default="train", help="qrels split (default: train)")
     parser.add_argument("--run", required=True, metavar="RUN_FILE",
                         help="candidates the negatives come from (TREC run)")
-    parser.add_argument("--depth", type=int, default=30,
+    parser.add_argument("--depth", type=positive_int, default=30,
                         help="negatives from each query's top DEPTH documents (default 30)")
-    parser.add_argument("--context-words", type=int, default=64,
+    parser.add_argument("--context-words", type=positive_int, default=64,
                         help="words of the first document in the hop query (default 64; "
                              "the pipeline's hop_context_words must match)")
     parser.add_argument("--out", required=True, metavar="FILE.jsonl")
@@ -42,9 +43,6 @@ def run(args: argparse.Namespace) -> int:
     from ragsift.data.training import write_training
     from ragsift.data.trec import read_run
 
-    for name in ("depth", "context_words"):
-        if getattr(args, name) < 1:
-            raise RagsiftError(f"--{name.replace('_', '-')} must be >= 1")
     data = load_beir(args.data, args.split)
     examples = hop_training_examples(data, read_run(args.run), args.depth, args.context_words)
     if not examples:
