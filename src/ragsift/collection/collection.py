@@ -456,13 +456,15 @@ class Collection:
         search scores as ``config.final_fusion`` says, cut to ``config.k``, then re-ordered by
         the second hop when ``config.hop_model`` is set (``hop_reranker``, default: loaded now)
         (:func:`ragsift.pipeline.runner.rerank_and_fuse`); hits carry the final scores."""
-        from ragsift.pipeline.runner import load_reranker, rerank_and_fuse
+        from ragsift.pipeline.runner import load_hop_reranker, load_reranker, rerank_and_fuse
 
         hits = {h.id: h for h in self.search(query, k=config.candidates, filter=filter,
                                                unit=unit, retriever=retriever)}
         first = {"q": {hit_id: h.score for hit_id, h in hits.items()}}
         corpus = {hit_id: Document(hit_id, h.text, h.title) for hit_id, h in hits.items()}
         reranker = reranker if reranker is not None else load_reranker(config)
+        if hop_reranker is None:
+            hop_reranker = load_hop_reranker(config)
         final = rerank_and_fuse(config, reranker, {"q": query}, corpus, first,
                                 hop_reranker=hop_reranker)
         for hit_id, score in final.get("q", {}).items():

@@ -69,8 +69,7 @@ def rerank_and_fuse(config: PipelineConfig, reranker: Reranker | None, queries: 
     Args:
         reranker: :func:`load_reranker`'s model (None: ``first`` is only cut to ``k``).
         queries, corpus: the texts of the run's queries and documents.
-        hop_reranker: :func:`load_hop_reranker`'s model; None skips step 4, and with
-            ``hop_model`` set it is loaded here.
+        hop_reranker: :func:`load_hop_reranker`'s model (None: no step 4).
 
     Returns:
         the ``k`` best documents per query of the reranked (and fused) run.
@@ -82,7 +81,6 @@ def rerank_and_fuse(config: PipelineConfig, reranker: Reranker | None, queries: 
         reranked = reranker.rerank(queries, corpus, candidates, k=config.rerank_top_n,
                                    show_progress=show_progress)
         final = top_k(fuse_final(config, reranked, candidates), config.k)
-    hop_reranker = hop_reranker if hop_reranker is not None else load_hop_reranker(config)
     if hop_reranker is None:
         return final
     return second_hop(final, queries, corpus, hop_reranker, depth=config.hop_depth,
