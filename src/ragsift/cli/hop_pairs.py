@@ -9,6 +9,7 @@ import argparse
 import logging
 
 from ragsift.cli.argtypes import positive_int
+from ragsift.cli.options import add_dataset_arguments
 from ragsift.errors import RagsiftError
 
 logger = logging.getLogger(__name__)
@@ -24,8 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "hop-pairs", help="training rows for a second-hop reranker (multi-hop qrels)",
         description=DESCRIPTION)
-    parser.add_argument("--data", required=True, metavar="DIR", help="BEIR dataset folder")
-    parser.add_argument("--split", default="train", help="qrels split (default: train)")
+    add_dataset_arguments(parser, "train", "qrels split")
     parser.add_argument("--run", required=True, metavar="RUN_FILE",
                         help="candidates the negatives come from (TREC run)")
     parser.add_argument("--depth", type=positive_int, default=30,

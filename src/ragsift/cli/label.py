@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import argparse
 
-from ragsift.cli.options import add_teacher_arguments, backend_from_args, load_teacher
+from ragsift.cli.options import (
+    add_dataset_arguments,
+    add_teacher_arguments,
+    backend_from_args,
+    load_teacher,
+)
 from ragsift.errors import RagsiftError
 
 DESCRIPTION = ("Score the top k documents of a run for every query of a BEIR split with a "
@@ -18,8 +23,7 @@ DESCRIPTION = ("Score the top k documents of a run for every query of a BEIR spl
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", required=True, metavar="DIR", help="BEIR dataset folder")
-    parser.add_argument("--split", default="train", help="qrels split (default: train)")
+    add_dataset_arguments(parser, "train", "qrels split")
     parser.add_argument("--run", required=True, metavar="RUN_FILE", help="candidates (TREC run)")
     add_teacher_arguments(parser, required=True)
     parser.add_argument("--k", type=int, default=50, help="candidates per query (default 50)")

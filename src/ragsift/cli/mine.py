@@ -10,6 +10,7 @@ import argparse
 import logging
 
 from ragsift.cli.options import (
+    add_dataset_arguments,
     add_retriever_arguments,
     add_teacher_arguments,
     backend_from_args,
@@ -35,8 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser, encoder_backend_flag: str = "--backend"
                   ) -> None:
-    parser.add_argument("--data", required=True, metavar="DIR", help="BEIR dataset folder")
-    parser.add_argument("--split", default="train", help="qrels split (default: train)")
+    add_dataset_arguments(parser, "train", "qrels split")
     add_retriever_arguments(parser, encoder_backend_flag=encoder_backend_flag)
     add_teacher_arguments(parser, required=False)
     parser.add_argument("--filter", choices=("margin", "percpos", "none"), default=None,

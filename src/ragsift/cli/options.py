@@ -1,5 +1,6 @@
-"""Command-line options shared by several subcommands: the retriever (search, index, mine, synth),
-the teacher (label, mine) and where sharded jobs run (job, label, mine)."""
+"""Command-line options shared by several subcommands: the BEIR dataset and split (search, rerank,
+label, mine, hop-pairs), the retriever (search, index, mine, synth), the teacher (label, mine)
+and where sharded jobs run (job, label, mine)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,12 @@ from ragsift.retrieve.spec import (
     parse_spec,
     spec_forms,
 )
+
+
+def add_dataset_arguments(parser: argparse.ArgumentParser, split: str, split_help: str) -> None:
+    """Add ``--data DIR`` (a BEIR folder, required) and ``--split`` (default ``split``)."""
+    parser.add_argument("--data", required=True, metavar="DIR", help="BEIR dataset folder")
+    parser.add_argument("--split", default=split, help=f"{split_help} (default: {split})")
 
 
 def add_retriever_arguments(parser: argparse.ArgumentParser, required: bool = True,

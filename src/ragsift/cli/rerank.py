@@ -10,6 +10,7 @@ import argparse
 import logging
 import time
 
+from ragsift.cli.options import add_dataset_arguments
 from ragsift.data.beir import load_beir
 from ragsift.data.trec import read_run, write_run
 from ragsift.errors import RagsiftError
@@ -27,8 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "reranker (cross-encoder, LLM or ColBERT; the family is read from the "
                     "model's config) and write the reranked run.",
     )
-    parser.add_argument("--data", required=True, metavar="DIR", help="BEIR dataset folder")
-    parser.add_argument("--split", default="test", help="qrels split whose queries to rerank")
+    add_dataset_arguments(parser, "test", "qrels split whose queries to rerank")
     parser.add_argument("--run", required=True, metavar="RUN_FILE", help="TREC run to rerank")
     parser.add_argument("--model", required=True, help="reranker folder, packaged name or hub id")
     parser.add_argument("--family", default=None, help="force the family (default: detected)")

@@ -12,7 +12,11 @@ import dataclasses
 import logging
 import time
 
-from ragsift.cli.options import add_retriever_arguments, retriever_from_args
+from ragsift.cli.options import (
+    add_dataset_arguments,
+    add_retriever_arguments,
+    retriever_from_args,
+)
 from ragsift.data.beir import BeirDataset, load_beir
 from ragsift.data.trec import write_run
 from ragsift.errors import IndexMismatchError, UsageError
@@ -28,8 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Index the corpus of a BEIR folder (or load a saved index) and retrieve the "
                     "top k documents for every query judged in qrels/<split>.tsv.",
     )
-    parser.add_argument("--data", required=True, metavar="DIR", help="BEIR dataset folder")
-    parser.add_argument("--split", default="test", help="qrels split whose queries to run")
+    add_dataset_arguments(parser, "test", "qrels split whose queries to run")
     add_retriever_arguments(parser, required=False)
     parser.add_argument("--index", metavar="DIR", default=None,
                         help="a saved index (ragsift index) to search instead of indexing")
