@@ -8,9 +8,9 @@
 #   3. recipe 2: scripts/recipe_reranker.sh with the recipe-1 model as teacher (BM25 top 30 of
 #      the train queries labelled, the cross-encoder trained from configs/reranker-<dataset>.yaml,
 #      BM25's top 100 of the test queries reranked);
-#   4. the pipeline recipe (configs/pipeline-hotpotqa-beir.yaml, docs/training.md "Pipelines
+#   4. the pipeline recipe (configs/pipeline-<dataset>.yaml, docs/training.md "Pipelines
 #      measured here") with this dataset's recipe-1 and recipe-2 models: BM25 + the bi-encoder,
-#      RRF, top 100 re-scored by the cross-encoder, RRF of both orders;
+#      RRF, the top 100 (SciFact: 50) re-scored by the cross-encoder, RRF of both orders;
 #   5. `ragsift evaluate` of all runs, BM25 first (paired tests of every run against BM25).
 # Everything goes under OUT; a step whose output is there is skipped, so a rerun resumes. At the
 # end it prints the tables and the wall time of each step (also in OUT/timings.tsv).
@@ -93,9 +93,9 @@ reranker_config() {
 }
 
 # pipeline_config CONFIG BI_ENCODER CROSS_ENCODER DST [HOP_MODEL]: DST, the pipeline recipe
-# CONFIG with these models.
+# CONFIG with these models (its `dense:models/minilm-*` member becomes BI_ENCODER).
 pipeline_config() {
-  sed -e "s|dense:models/minilm-hotpotqa|dense:$2|" -e "s|^rerank_model: .*|rerank_model: $3|" \
+  sed -e "s|dense:models/minilm-[^\"]*|dense:$2|" -e "s|^rerank_model: .*|rerank_model: $3|" \
     -e "s|^hop_model: .*|hop_model: ${5:-}|" "$1" >"$4.tmp"
   mv "$4.tmp" "$4"
 }
@@ -141,7 +141,7 @@ for name in scifact hotpotqa-beir; do
   step "$name: recipe 2 (label, train, rerank)" "$(runfile ce)" \
     bash scripts/recipe_reranker.sh "$data" "$bi_encoder" "$config" "$prefix"
   pipeline=$out/configs/pipeline-$name.yaml
-  pipeline_config configs/pipeline-hotpotqa-beir.yaml "$bi_encoder" "$out/models/ce-minilm-$name" \
+  pipeline_config "configs/pipeline-$name.yaml" "$bi_encoder" "$out/models/ce-minilm-$name" \
     "$pipeline"
   step "$name: pipeline" "$(runfile pipeline)" \
     "$ragsift" search --data "$data" --pipeline "$pipeline" --out "$(runfile pipeline)"
